@@ -1,0 +1,77 @@
+/**
+ * The `tomorecon` command line. Every user error ends as one line on stderr and a non-zero exit;
+ * anything else is a bug and is reported with its stack.
+ */
+import fs from 'node:fs';
+import yargs from 'yargs';
+import { isTomoError } from '../errors.js';
+import { RECONSTRUCT_FLAGS, defineReconstructFlags, runReconstruct } from './reconstructCommand.js';
+import { COMMANDS } from './commands.js';
+
+const PARSER = {
+  'camel-case-expansion': false,
+  'dot-notation': false,
+  'boolean-negation': false,
+  'duplicate-arguments-array': false,
+  'parse-numbers': false,
+  'parse-positional-numbers': false,
+} as const;
+
+export async function main(argv: string[]): Promise<number> {
+  const commandLine = ['tomorecon', ...argv];
+  let pipelinePrefix = '';
+  let exitCode = 0;
+  try {
+    let parser = yargs(argv)
+      .scriptName('tomorecon')
+      .parserConfiguration(PARSER)
+      .usage('$0 <command> [options]')
+      .command(
+        'reconstruct',
+        'Reconstruct a particle from tilt series (drop-in for relion_tomo_reconstruct_particle)',
+        (y) => defineReconstructFlags(y),
+        async (args) => {
+          warnUnknown(args, new Set(RECONSTRUCT_FLAGS.map((f) => f.name)));
+          pipelinePrefix = typeof args.pipeline_control === 'string' ? args.pipeline_control : '';
+          await runReconstruct(args, commandLine);
+        },
+      );
+    for (const c of COMMANDS) parser = parser.command(c.name, c.describe, c.builder, c.handler);
+    await parser
+      .demandCommand(1, 'name a command: reconstruct, simulate, fsc or demo')
+      .strictCommands()
+      .help()
+      .version()
+      .fail((msg, err) => {
+        if (err) throw err;
+        throw Object.assign(new Error(msg), { usage: true });
+      })
+      .parseAsync();
+    if (pipelinePrefix) touch(`${pipelinePrefix}RELION_JOB_EXIT_SUCCESS`);
+  } catch (e) {
+    exitCode = 1;
+    if (isTomoError(e) || (e as { usage?: boolean }).usage) {
+      process.stderr.write(`tomorecon: error: ${(e as Error).message}\n`);
+    } else {
+      process.stderr.write(`tomorecon: internal error (please report): ${(e as Error).stack ?? String(e)}\n`);
+    }
+    if (pipelinePrefix) touch(`${pipelinePrefix}RELION_JOB_EXIT_FAILURE`);
+  }
+  return exitCode;
+}
+
+function warnUnknown(args: Record<string, unknown>, known: Set<string>): void {
+  for (const k of Object.keys(args)) {
+    if (k === '_' || k === '$0' || k === 'help' || k === 'version' || known.has(k)) continue;
+    // RELION only warns about unknown arguments; so do we, to stay a drop-in.
+    process.stderr.write(`warning: --${k} is not an option of this command and is ignored\n`);
+  }
+}
+
+function touch(file: string): void {
+  try {
+    fs.writeFileSync(file, '');
+  } catch (e) {
+    process.stderr.write(`warning: cannot create ${file}: ${(e as Error).message}\n`);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The reconstruct options (RELION's flags, numerics.md §10) and their validation. Everything that
+ * can be rejected is rejected here, before any input is read or any work is done.
+ */
+import { TomoError } from '../errors.js';
+
+export interface ReconstructOptions {
+  i: string;
+  p: string;
+  t: string;
+  mot: string;
+  o: string;
+  b: number;
+  crop: number;
+  bin: number;
+  taper: number;
+  snr: number;
+  sym: string;
+  nrHelicalAsu: number;
+  helicalRise: number;
+  helicalTwist: number;
+  whiten: boolean;
+  noCtf: boolean;
+  noCircleCrop: boolean;
+  cutoffFract: number;
+  mem: number; // GB; ≤ 0 = no limit
+  j: number;
+  jOut: number;
+  jIn: number;
+  onlyDoUnfinished: boolean;
+  noBackup: boolean;
+  noRecon: boolean;
+  pipelineControl: string;
+  /** argv as typed, for note.txt. */
+  commandLine: string[];
+  /** Worker threads; 0 = run in the calling thread (library use and tests). */
+  threads?: number;
+  /** Progress output: 'auto' (bar on a TTY, lines otherwise), 'lines', or 'none'. */
+  progress?: 'auto' | 'lines' | 'none';
+}
+
+export const DEFAULTS: Omit<ReconstructOptions, 'o' | 'b' | 'commandLine'> = {
+  i: '',
+  p: '',
+  t: '',
+  mot: '',
+  crop: -1,
+  bin: 1,
+  taper: 10,
+  snr: -1,
+  sym: 'C1',
+  nrHelicalAsu: 1,
+  helicalRise: 0,
+  helicalTwist: 0,
+  whiten: false,
+  noCtf: false,
+  noCircleCrop: false,
+  cutoffFract: 0.01,
+  mem: -1,
+  j: 6,
+  jOut: 2,
+  jIn: 3,
+  onlyDoUnfinished: false,
+  noBackup: false,
+  noRecon: false,
+  pipelineControl: '',
+};
+
+/** Derived box sizes: s (output), sh, s0 = (int)(bin·s + 0.5) (extraction box in the tilt images). */
+export function boxSizes(b: number, bin: number): { s: number; sh: number; s0: number } {
+  return { s: b, sh: (b >> 1) + 1, s0: Math.trunc(bin * b + 0.5) };
+}
+
+export function validateOptions(o: ReconstructOptions): void {
+  const int = (v: number, flag: string): void => {
+    if (!Number.isInteger(v)) throw new TomoError(`${flag} must be a whole number, got ${v}`);
+  };
+  if (!o.o) throw new TomoError('--o (output directory) is required');
+  if (!Number.isFinite(o.b)) throw new TomoError('--b (box size) is required');
+  int(o.b, '--b');
+  if (o.b < 4 || o.b % 2 !== 0) {
+    throw new TomoError(`--b ${o.b}: the box size must be even and at least 4 (RELION computes wrong shifts for odd boxes)`);
+  }
+  if (!(o.bin >= 1)) {
+    throw new TomoError(`--bin ${o.bin}: the binning factor must be a number ≥ 1`);
+  }
+  const { s0 } = boxSizes(o.b, o.bin);
+  if (s0 % 2 !== 0) {
+    throw new TomoError(
+      `--bin ${o.bin} with --b ${o.b} gives an odd extraction box of ${s0} pixels (round(bin·b)); choose --bin or --b so that it is even`,
+    );
+  }
+  if (o.crop > 0) {
+    int(o.crop, '--crop');
+    if (o.crop >= o.b) throw new TomoError(`--crop ${o.crop} must be smaller than --b ${o.b}`);
+    if ((o.b - o.crop) % 2 !== 0) {
+      throw new TomoError(`--crop ${o.crop}: --b − --crop must be even (RELION would write a ${o.crop + 1}-voxel map)`);
+    }
+  }
+  if (!(o.taper >= 0)) throw new TomoError(`--taper ${o.taper} must be ≥ 0`);
+  if (o.snr === 0 || !Number.isFinite(o.snr)) {
+    throw new TomoError(`--SNR ${o.snr}: give a positive SNR for Wiener filtering, or leave it out (default −1) for the heuristic weight division`);
+  }
+  if (!(o.cutoffFract >= 0 && o.cutoffFract < 1)) throw new TomoError(`--cutoff_fract ${o.cutoffFract} must be in [0, 1)`);
+  for (const [flag, v] of [['--j', o.j], ['--j_out', o.jOut], ['--j_in', o.jIn]] as const) {
+    int(v, flag);
+    if (v < 1) throw new TomoError(`${flag} ${v} must be at least 1`);
+  }
+  int(o.nrHelicalAsu, '--nr_helical_asu');
+  if (o.nrHelicalAsu < 1) throw new TomoError(`--nr_helical_asu ${o.nrHelicalAsu} must be at least 1`);
+  if (!/^[cC]1$/.test(o.sym)) {
+    throw new TomoError(`--sym ${o.sym}: point-group symmetry other than C1 is not yet supported by tomorecon`);
+  }
+  if (o.nrHelicalAsu > 1) throw new TomoError('--nr_helical_asu > 1: helical symmetry is not yet supported by tomorecon');
+  if (o.whiten) throw new TomoError('--whiten is not yet supported by tomorecon');
+  if (o.onlyDoUnfinished) throw new TomoError('--only_do_unfinished is not yet supported by tomorecon');
+  if (!o.i && (!o.p || !o.t)) {
+    throw new TomoError('give an optimisation set with --i, or both --p (particles) and --t (tomograms)');
+  }
+}

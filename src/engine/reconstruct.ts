@@ -1,0 +1,68 @@
+/**
+ * A whole reconstruct run with the local engine: validate, read inputs, accumulate, finalise,
+ * write. Used by the CLI and by tests (threads = 0 runs in the calling thread).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { TomoError } from '../errors.js';
+import { writeFileAtomic } from '../formats/atomicWrite.js';
+import { accumulate, planMemory } from './local.js';
+import { ReconstructOptions, validateOptions } from './options.js';
+import { planRun } from './plan.js';
+import { Progress } from './progress.js';
+import { writeOutputs } from './outputs.js';
+
+export interface RunSummary {
+  particles: number;
+  tomograms: number;
+  threads: number;
+  memoryBytes: number;
+  seconds: number;
+}
+
+export type Logger = (line: string) => void;
+
+export async function reconstruct(o: ReconstructOptions, log: Logger = () => {}): Promise<RunSummary> {
+  const t0 = Date.now();
+  validateOptions(o);
+  const plan = planRun(o);
+  for (const w of plan.warnings) log(`warning: ${w}`);
+  const mem = planMemory(plan, o);
+  log(
+    `${plan.totalParticles} particles in ${plan.work.length} tomograms, box ${plan.kernel.s} (extraction ${plan.kernel.s0}), ` +
+      `${mem.threads || 1} thread(s), estimated peak memory ${(mem.totalBytes / 1024 ** 2).toFixed(0)} MiB`,
+  );
+  prepareOutputDir(o.o);
+  if (!o.pipelineControl) {
+    writeFileAtomic(path.join(o.o, 'note.txt'), `Command:\n\n${o.commandLine.map((a) => a + ' ').join('')}\n`);
+  }
+  const progress = new Progress(plan.totalParticles, 'particles', o.progress ?? 'auto');
+  const { halves } = await accumulate(plan, mem.threads, progress);
+  progress.finish();
+  if (!o.noRecon) {
+    writeOutputs(halves, plan.hasHalfSets, {
+      s: plan.kernel.s,
+      crop: o.crop,
+      taper: o.taper,
+      snr: o.snr,
+      pixelSize: plan.outputPixelSize,
+      outDir: o.o,
+    });
+  }
+  return {
+    particles: plan.totalParticles,
+    tomograms: plan.work.length,
+    threads: mem.threads,
+    memoryBytes: mem.totalBytes,
+    seconds: (Date.now() - t0) / 1000,
+  };
+}
+
+function prepareOutputDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    throw new TomoError(`cannot create or write the output directory ${dir}: ${(e as Error).message}`);
+  }
+}

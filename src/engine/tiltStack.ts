@@ -1,0 +1,43 @@
+/**
+ * Loads the pixels of one tilt series (W×H×F float32) from its MRC stack or per-tilt images.
+ * The buffer can live in shared memory so that worker threads read it without copies.
+ */
+import { TomoError } from '../errors.js';
+import { MrcHeader, readMrcHeader, readMrcSections } from '../formats/mrc.js';
+import { Tomogram } from '../model/tomogramSet.js';
+
+export function stackBytes(t: Tomogram): number {
+  return t.imageW * t.imageH * t.frameCount * 4;
+}
+
+export function loadTiltStack(t: Tomogram, shared: boolean): Float32Array {
+  const frameSize = t.imageW * t.imageH;
+  const buffer = shared ? new SharedArrayBuffer(frameSize * t.frameCount * 4) : new ArrayBuffer(frameSize * t.frameCount * 4);
+  const stack = new Float32Array(buffer);
+  const headers = new Map<string, MrcHeader>();
+  let f = 0;
+  while (f < t.frameCount) {
+    // Read runs of consecutive sections of one file in a single call.
+    const { path, section } = t.frames[f];
+    let n = 1;
+    while (f + n < t.frameCount && t.frames[f + n].path === path && t.frames[f + n].section === section + n) n++;
+    let h = headers.get(path);
+    if (!h) {
+      h = readMrcHeader(path);
+      headers.set(path, h);
+    }
+    const data = readMrcSections(path, section, n, h);
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        const z = Math.floor(i / frameSize);
+        const p = i - z * frameSize;
+        throw new TomoError(
+          `${path}: section ${section + z + 1} (tilt ${f + z + 1} of ${t.name}) has a non-finite pixel (${data[i]}) at x=${p % t.imageW}, y=${Math.floor(p / t.imageW)}`,
+        );
+      }
+    }
+    stack.set(data, f * frameSize);
+    f += n;
+  }
+  return stack;
+}

@@ -1,0 +1,252 @@
+/**
+ * Tomogram sets (formats.md §3): RELION 5 (global table + one STAR file per tilt series) and
+ * RELION 4 (global table followed by one block per tomogram, explicit projection matrices).
+ * Only headers of the tilt images are read here; pixels are loaded by the engine (tiltStack.ts).
+ */
+import { TomoError } from '../errors.js';
+import { StarBlock, StarTable, findBlock, readStar } from '../formats/star.js';
+import { parseImageRef } from '../formats/imagePath.js';
+import { readMrcHeader } from '../formats/mrc.js';
+import { Mat4, Vec3 } from '../geometry/matrix.js';
+import { projectionFromAngles } from '../geometry/projection.js';
+import { CtfParams } from '../physics/ctf.js';
+
+/** Where the pixels of one tilt come from: a section of an MRC file. */
+export interface FrameSource {
+  path: string;
+  section: number; // 0-based z index in that file
+}
+
+export interface Tomogram {
+  index: number;
+  name: string;
+  tiltTableSource: string; // file (and block) the per-tilt rows came from, for messages
+  size: Vec3; // w0, h0, d0 in unbinned tilt-series pixels
+  centre: Vec3; // floating halves (Tomogram::centre)
+  hand: number;
+  pixelSize: number;
+  voltage: number;
+  cs: number;
+  q0: number;
+  bPerDose: number;
+  defocusSlope: number;
+  opticsGroupName: string | null;
+  frameCount: number;
+  imageW: number;
+  imageH: number;
+  frames: FrameSource[];
+  projections: Mat4[];
+  ctf: CtfParams[];
+  dose: number[]; // rlnMicrographPreExposure per frame
+}
+
+export interface TomogramSet {
+  source: string;
+  tomograms: Tomogram[];
+  byName: Map<string, Tomogram>;
+}
+
+const R4_PROJ = ['rlnTomoProjX', 'rlnTomoProjY', 'rlnTomoProjZ', 'rlnTomoProjW'];
+const ANGLE_LABELS = ['rlnTomoYTilt', 'rlnTomoZRot', 'rlnTomoXShiftAngst', 'rlnTomoYShiftAngst'];
+
+export function readTomogramSet(file: string): TomogramSet {
+  const blocks = readStar(file);
+  const globalBlock = findBlock(blocks, 'global');
+  if (!globalBlock || globalBlock.rows.length === 0) {
+    throw new TomoError(`${file}: no tomograms (block data_global is missing or empty)`);
+  }
+  const g = new StarTable(globalBlock);
+  if (!g.has('rlnTomoName')) {
+    throw new TomoError(`${file}: data_global has no _rlnTomoName column`);
+  }
+  const relion5 = g.has('rlnTomoTiltSeriesStarFile');
+  if (!relion5 && blocks[0] !== globalBlock) {
+    throw new TomoError(`${file}: a RELION 4 tomogram set must start with data_global`);
+  }
+  if (g.has('rlnTomoDeformationGridSizeX') && g.has('rlnTomoDeformationGridSizeY')) {
+    throw new TomoError(`${file}: tilt-image deformations (rlnTomoDeformationGridSizeX/Y) are not yet supported`);
+  }
+  const tomograms: Tomogram[] = [];
+  const byName = new Map<string, Tomogram>();
+  for (let t = 0; t < g.rowCount; t++) {
+    const name = g.str(t, 'rlnTomoName');
+    if (byName.has(name)) {
+      throw new TomoError(`${file}: tomogram ${name} is listed twice in data_global`);
+    }
+    let tilt: StarBlock;
+    let tiltSource: string;
+    if (relion5) {
+      const tsFile = g.str(t, 'rlnTomoTiltSeriesStarFile');
+      const tsBlocks = readStar(tsFile);
+      const b = findBlock(tsBlocks, name);
+      if (!b || b.rows.length === 0) {
+        throw new TomoError(`${tsFile}: no tilt table data_${name} (the block must be named after the tomogram)`);
+      }
+      tilt = b;
+      tiltSource = tsFile;
+    } else {
+      const b = blocks[t + 1];
+      if (!b || b.name !== name) {
+        throw new TomoError(
+          `${file}: RELION 4 tomogram set is corrupted: block ${t + 2} should be data_${name}, found ${b ? 'data_' + b.name : 'nothing'}`,
+        );
+      }
+      tilt = b;
+      tiltSource = `${file} (data_${name})`;
+    }
+    const tomo = loadTomogram(file, g, t, name, tilt, tiltSource);
+    tomograms.push(tomo);
+    byName.set(name, tomo);
+  }
+  return { source: file, tomograms, byName };
+}
+
+function loadTomogram(
+  file: string,
+  g: StarTable,
+  t: number,
+  name: string,
+  tiltBlock: StarBlock,
+  tiltSource: string,
+): Tomogram {
+  for (const l of ['rlnTomoSizeX', 'rlnTomoSizeY', 'rlnTomoSizeZ']) {
+    if (!g.has(l)) throw new TomoError(`${file}: tomogram ${name} has no ${l} (data_global needs rlnTomoSizeX/Y/Z)`);
+  }
+  const size: Vec3 = [g.num(t, 'rlnTomoSizeX'), g.num(t, 'rlnTomoSizeY'), g.num(t, 'rlnTomoSizeZ')];
+  const pixelSize = g.num(t, 'rlnTomoTiltSeriesPixelSize');
+  if (!(pixelSize >= 0.001)) {
+    throw new TomoError(`${file}: tomogram ${name} has rlnTomoTiltSeriesPixelSize ${pixelSize}; expected a positive pixel size in Å`);
+  }
+  const tt = new StarTable(tiltBlock);
+  if (!tt.has('rlnMicrographPreExposure')) {
+    throw new TomoError(`${tiltSource}: tilt table data_${name} has no _rlnMicrographPreExposure column`);
+  }
+  // Frames: one stack file (option A) or one image reference per row (option B).
+  let frames: FrameSource[];
+  let frameCount: number;
+  if (g.has('rlnTomoTiltSeriesName')) {
+    const ref = parseImageRef(g.str(t, 'rlnTomoTiltSeriesName'));
+    frameCount = g.has('rlnTomoFrameCount') ? g.int(t, 'rlnTomoFrameCount') : tt.rowCount;
+    if (frameCount > tt.rowCount || frameCount < 1) {
+      throw new TomoError(
+        `${file}: tomogram ${name} has rlnTomoFrameCount ${frameCount} but its tilt table has ${tt.rowCount} rows`,
+      );
+    }
+    frames = [];
+    for (let f = 0; f < frameCount; f++) frames.push({ path: ref.path, section: f });
+  } else {
+    if (!tt.has('rlnMicrographName')) {
+      throw new TomoError(
+        `${tiltSource}: tilt table data_${name} has no _rlnMicrographName column and data_global has no _rlnTomoTiltSeriesName`,
+      );
+    }
+    frameCount = tt.rowCount;
+    frames = [];
+    for (let f = 0; f < frameCount; f++) {
+      const ref = parseImageRef(tt.str(f, 'rlnMicrographName'));
+      frames.push({ path: ref.path, section: ref.index ?? 0 });
+    }
+  }
+  // Image size from the first frame's header; every other file must agree (checked per file).
+  const headers = new Map<string, ReturnType<typeof readMrcHeader>>();
+  for (const fr of frames) {
+    let h = headers.get(fr.path);
+    if (!h) {
+      h = readMrcHeader(fr.path);
+      headers.set(fr.path, h);
+    }
+    if (fr.section >= h.nz) {
+      throw new TomoError(`${fr.path}: tomogram ${name} needs section ${fr.section + 1} but the file has ${h.nz}`);
+    }
+  }
+  const first = headers.get(frames[0].path)!;
+  for (const h of headers.values()) {
+    if (h.nx !== first.nx || h.ny !== first.ny) {
+      throw new TomoError(
+        `tomogram ${name}: tilt images differ in size (${first.path} is ${first.nx}×${first.ny}, ${h.path} is ${h.nx}×${h.ny})`,
+      );
+    }
+  }
+  if (g.has('rlnTomoTiltSeriesName')) {
+    const h = first;
+    if (h.nz !== frameCount) {
+      throw new TomoError(`${h.path}: stack has ${h.nz} sections but tomogram ${name} has ${frameCount} tilts`);
+    }
+  }
+  const imageW = first.nx;
+  const imageH = first.ny;
+
+  const projections: Mat4[] = [];
+  const haveR4 = R4_PROJ.every((l) => tt.has(l));
+  const haveAngles = ANGLE_LABELS.every((l) => tt.has(l));
+  if (!haveR4 && !haveAngles) {
+    throw new TomoError(
+      `${tiltSource}: tilt table data_${name} has neither projection matrices (rlnTomoProjX..W) nor angles (${ANGLE_LABELS.join(', ')})`,
+    );
+  }
+  const ctf: CtfParams[] = [];
+  const dose: number[] = [];
+  for (let f = 0; f < frameCount; f++) {
+    if (haveR4) {
+      const m = new Float64Array(16);
+      R4_PROJ.forEach((l, i) => {
+        const row = tt.vec(f, l);
+        if (row.length !== 4) {
+          throw new TomoError(`${tiltSource}: row ${f + 1} of data_${name}: ${l} needs 4 numbers, found ${row.length}`);
+        }
+        for (let j = 0; j < 4; j++) m[i * 4 + j] = row[j];
+      });
+      projections.push(m);
+    } else {
+      projections.push(
+        projectionFromAngles(
+          {
+            xTilt: tt.num(f, 'rlnTomoXTilt', 0),
+            yTilt: tt.num(f, 'rlnTomoYTilt'),
+            zRot: tt.num(f, 'rlnTomoZRot'),
+            xShiftAngst: tt.num(f, 'rlnTomoXShiftAngst'),
+            yShiftAngst: tt.num(f, 'rlnTomoYShiftAngst'),
+          },
+          pixelSize,
+          imageW,
+          imageH,
+          size,
+        ),
+      );
+    }
+    ctf.push({
+      defocusU: tt.num(f, 'rlnDefocusU'),
+      defocusV: tt.num(f, 'rlnDefocusV'),
+      defocusAngle: tt.num(f, 'rlnDefocusAngle'),
+      voltage: g.num(t, 'rlnVoltage'),
+      cs: g.num(t, 'rlnSphericalAberration'),
+      q0: g.num(t, 'rlnAmplitudeContrast'),
+      bfactor: tt.num(f, 'rlnCtfBfactor', 0),
+      scale: tt.num(f, 'rlnCtfScalefactor', 1),
+      phaseShift: tt.num(f, 'rlnPhaseShift', 0),
+    });
+    dose.push(tt.num(f, 'rlnMicrographPreExposure'));
+  }
+  return {
+    index: t,
+    name,
+    tiltTableSource: tiltSource,
+    size,
+    centre: [size[0] / 2, size[1] / 2, size[2] / 2],
+    hand: g.num(t, 'rlnTomoHand'),
+    pixelSize,
+    voltage: g.num(t, 'rlnVoltage'),
+    cs: g.num(t, 'rlnSphericalAberration'),
+    q0: g.num(t, 'rlnAmplitudeContrast'),
+    bPerDose: g.num(t, 'rlnCtfBfactorPerElectronDose', 0),
+    defocusSlope: g.num(t, 'rlnTomoDefocusSlope', 1),
+    opticsGroupName: g.has('rlnOpticsGroupName') ? g.str(t, 'rlnOpticsGroupName') : null,
+    frameCount,
+    imageW,
+    imageH,
+    frames,
+    projections,
+    ctf,
+    dose,
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * From tilt-series pixels to the particle's 2-D spectrum in one frame (numerics.md §5.1):
+ * square extraction with edge replication, soft circular crop, centred forward FFT (Both
+ * normalisation), Fourier binning, and the sub-pixel shift that puts the projected particle
+ * centre at the origin.
+ */
+import { rfft2 } from './fft.js';
+
+/** RELION's EDGE_FALLOFF: width of the soft edge of the circular crop, unbinned pixels. */
+export const EDGE_FALLOFF = 5;
+
+/** Per-thread scratch buffers for extraction of an s0×s0 square binned to s×s. */
+export class ExtractionWorkspace {
+  readonly s: number;
+  readonly s0: number;
+  readonly sh: number;
+  readonly sh0: number;
+  /** s0×s0 real square, already rotated so that pixel (s0/2, s0/2) sits at the origin. */
+  readonly square: Float64Array;
+  /** (s0/2+1)×s0 complex spectrum of `square` (interleaved). */
+  readonly spectrum0: Float64Array;
+  /** Circular-crop mask and "outside" flags, depending only on s0. */
+  readonly mask: Float64Array;
+  readonly outside: Uint8Array;
+
+  constructor(s: number, s0: number) {
+    this.s = s;
+    this.s0 = s0;
+    this.sh = (s >> 1) + 1;
+    this.sh0 = (s0 >> 1) + 1;
+    this.square = new Float64Array(s0 * s0);
+    this.spectrum0 = new Float64Array(2 * this.sh0 * s0);
+    this.mask = new Float64Array(s0 * s0);
+    this.outside = new Uint8Array(s0 * s0);
+    const m = Math.floor(s0 / 2);
+    const R = m;
+    for (let y = 0; y < s0; y++) {
+      for (let x = 0; x < s0; x++) {
+        const r = Math.sqrt((x - m) * (x - m) + (y - m) * (y - m));
+        const i = y * s0 + x;
+        this.outside[i] = r > R ? 1 : 0;
+        this.mask[i] = r < R - EDGE_FALLOFF ? 1 : r < R ? 0.5 - 0.5 * Math.cos((Math.PI * (R - r)) / EDGE_FALLOFF) : 0;
+      }
+    }
+  }
+}
+
+/** C++ std::round: half away from zero. */
+export function roundHalfAway(v: number): number {
+  return v < 0 ? -Math.round(-v) : Math.round(v);
+}
+
+/**
+ * Extracts the particle's spectrum in one frame into `out` (interleaved complex, sh×s).
+ * `stack` holds W×H×F float pixels; `frameOffset` = f·W·H; (cx, cy) = projected particle centre.
+ */
+export function extractFrameSpectrum(
+  ws: ExtractionWorkspace,
+  stack: Float32Array,
+  frameOffset: number,
+  imageW: number,
+  imageH: number,
+  cx: number,
+  cy: number,
+  bin: number,
+  circleCrop: boolean,
+  out: Float32Array,
+): void {
+  const { s0, s, sh, sh0, square, mask, outside } = ws;
+  const half0 = Math.floor(s0 / 2);
+  const ox = roundHalfAway(cx) - half0;
+  const oy = roundHalfAway(cy) - half0;
+
+  // Mean of the pixels outside the crop circle (double accumulation), needed before masking.
+  let mu = 0;
+  if (circleCrop) {
+    let sum = 0;
+    let n = 0;
+    for (let y = 0; y < s0; y++) {
+      const sy = clamp(y + oy, imageH - 1);
+      const rowOff = frameOffset + sy * imageW;
+      for (let x = 0; x < s0; x++) {
+        if (outside[y * s0 + x]) {
+          sum += stack[rowOff + clamp(x + ox, imageW - 1)];
+          n++;
+        }
+      }
+    }
+    mu = n > 0 ? sum / n : 0;
+  }
+  // Write I(x,y) to J((x − s0/2) mod s0, (y − s0/2) mod s0): the centred FFT's index rotation.
+  for (let y = 0; y < s0; y++) {
+    const sy = clamp(y + oy, imageH - 1);
+    const rowOff = frameOffset + sy * imageW;
+    const jy = (y + s0 - (s0 >> 1)) % s0;
+    for (let x = 0; x < s0; x++) {
+      const v = stack[rowOff + clamp(x + ox, imageW - 1)];
+      const jx = (x + s0 - (s0 >> 1)) % s0;
+      // RELION stores the masked square as float.
+      square[jy * s0 + jx] = circleCrop ? Math.fround(mask[y * s0 + x] * (v - mu)) : v;
+    }
+  }
+  const spec = rfft2(square, s0, s0, ws.spectrum0);
+  const norm = 1 / s0; // Both normalisation of an s0² transform
+
+  // Fourier binning by truncation (FourierCrop_fftwHalfStack) then the sub-pixel shift (shiftStack).
+  const scale = bin !== 1 ? norm / bin : norm;
+  const w = 2 * (sh - 1);
+  const px = (cx - ox) / bin;
+  const py = (cy - oy) / bin;
+  const tx = px - Math.floor(w / 2);
+  const ty = py - Math.floor(s / 2);
+  for (let y = 0; y < s; y++) {
+    const srcY = bin !== 1 ? (y < s / 2 ? y : y - s + s0) : y;
+    const yy = y < s / 2 ? y : y - s;
+    const phiY = (2 * Math.PI * ty * yy) / s;
+    for (let x = 0; x < sh; x++) {
+      const si = 2 * (srcY * sh0 + x);
+      const re = Math.fround(spec[si] * scale);
+      const im = Math.fround(spec[si + 1] * scale);
+      const phi = (2 * Math.PI * tx * x) / w + phiY;
+      const c = Math.fround(Math.cos(phi));
+      const sn = Math.fround(Math.sin(phi));
+      const o = 2 * (y * sh + x);
+      out[o] = c * re - sn * im;
+      out[o + 1] = c * im + sn * re;
+    }
+  }
+}
+
+function clamp(i: number, max: number): number {
+  return i < 0 ? 0 : i > max ? max : i;
+}

@@ -1,0 +1,192 @@
+/**
+ * Everything one particle contributes to the half-set accumulators (numerics.md §4–§5):
+ * per visible frame, extraction → CTF·dose premultiplication → insertion.
+ * Runs identically in the main thread and in worker threads; all buffers are preallocated.
+ */
+import { Mat3, Mat4, Vec3, applyPoint4 } from '../geometry/matrix.js';
+import { isVisible } from '../geometry/projection.js';
+import { ctfConstants, drawCtf, CtfParams } from '../physics/ctf.js';
+import { doseXRanges, drawDoseWeights } from '../physics/dose.js';
+import { Accumulator, backprojectSlice } from './backproject.js';
+import { ExtractionWorkspace, extractFrameSpectrum } from './extract.js';
+
+/** Options that are the same for every tomogram of a run. */
+export interface KernelOptions {
+  s: number; // output box (binned pixels)
+  s0: number; // extraction box (unbinned pixels) = round(bin·s)
+  bin: number;
+  doCtf: boolean;
+  circleCrop: boolean;
+  cutoffFraction: number;
+  outputPixelSize: number; // p_out = px(tomogram 0)·bin
+}
+
+/** The serialisable part of a tomogram the kernel needs (sent to worker threads). */
+export interface TomogramGeometry {
+  name: string;
+  imageW: number;
+  imageH: number;
+  frameCount: number;
+  pixelSize: number;
+  hand: number;
+  defocusSlope: number;
+  bPerDose: number;
+  centre: Vec3;
+  projections: Mat4[];
+  ctf: CtfParams[];
+  dose: number[];
+}
+
+/** Per-tomogram tables shared by all particles of the tomogram. */
+export interface TomogramTables {
+  geometry: TomogramGeometry;
+  stack: Float32Array; // W×H×F pixels
+  doseWeights: Float32Array; // F × (sh×s)
+  xRanges: Int32Array; // F × s
+  binnedPixelSize: number;
+}
+
+export function buildTomogramTables(opts: KernelOptions, geometry: TomogramGeometry, stack: Float32Array): TomogramTables {
+  const { s } = opts;
+  const sh = (s >> 1) + 1;
+  const pb = geometry.pixelSize * opts.bin;
+  const F = geometry.frameCount;
+  const doseWeights = new Float32Array(F * sh * s);
+  const xRanges = new Int32Array(F * s);
+  for (let f = 0; f < F; f++) {
+    const dw = doseWeights.subarray(f * sh * s, (f + 1) * sh * s);
+    drawDoseWeights(s, pb, geometry.dose[f], geometry.bPerDose, dw);
+    doseXRanges(s, dw, opts.cutoffFraction, xRanges.subarray(f * s, (f + 1) * s));
+  }
+  return { geometry, stack, doseWeights, xRanges, binnedPixelSize: pb };
+}
+
+/**
+ * One particle, packed as numbers so that many particles travel in one Float64Array:
+ * [half, pos.x, pos.y, pos.z, A (9, row-major), hasTrajectory, traj (3·F) if any].
+ */
+export function particleRecordLength(frameCount: number): number {
+  return 14 + 3 * frameCount;
+}
+
+export function packParticle(
+  out: Float64Array,
+  offset: number,
+  half: number,
+  pos: Vec3,
+  A: Mat3,
+  trajectoryPixels: Float64Array | null,
+  frameCount: number,
+): void {
+  out[offset] = half;
+  out[offset + 1] = pos[0];
+  out[offset + 2] = pos[1];
+  out[offset + 3] = pos[2];
+  out.set(A, offset + 4);
+  out[offset + 13] = trajectoryPixels ? 1 : 0;
+  if (trajectoryPixels) out.set(trajectoryPixels.subarray(0, 3 * frameCount), offset + 14);
+}
+
+/** Per-thread buffers for the particle kernel. */
+export class KernelWorkspace {
+  readonly extraction: ExtractionWorkspace;
+  readonly slice: Float32Array; // interleaved complex sh×s
+  readonly sliceWeight: Float32Array; // sh×s
+  readonly ctf: Float32Array; // sh×s
+  readonly insertion = new Float64Array(9);
+
+  constructor(readonly opts: KernelOptions) {
+    const sh = (opts.s >> 1) + 1;
+    this.extraction = new ExtractionWorkspace(opts.s, opts.s0);
+    this.slice = new Float32Array(2 * sh * opts.s);
+    this.sliceWeight = new Float32Array(sh * opts.s);
+    this.ctf = new Float32Array(sh * opts.s);
+  }
+
+  /** Bytes held by one workspace, for the memory estimate. */
+  static bytes(s: number, s0: number): number {
+    const sh = (s >> 1) + 1;
+    const sh0 = (s0 >> 1) + 1;
+    return 8 * s0 * s0 * 2 + 1 * s0 * s0 + 16 * sh0 * s0 + 4 * sh * s * 4;
+  }
+}
+
+/** Sign applied to all data (flip_value = true in RELION). */
+const SIGN = -1;
+
+/**
+ * Back-projects the particle stored at `rec[offset…]` into `halves[half]`.
+ * Returns the number of frames in which the particle was visible.
+ */
+export function processParticle(
+  ws: KernelWorkspace,
+  t: TomogramTables,
+  rec: Float64Array,
+  offset: number,
+  halves: Accumulator[],
+): number {
+  const { opts } = ws;
+  const { s, bin } = opts;
+  const sh = (s >> 1) + 1;
+  const g = t.geometry;
+  const half = rec[offset];
+  const pos: Vec3 = [rec[offset + 1], rec[offset + 2], rec[offset + 3]];
+  const A = rec.subarray(offset + 4, offset + 13);
+  const hasTraj = rec[offset + 13] === 1;
+  const visRadius = s / 2; // binned box in unbinned pixels ([Q7])
+  const scaleRatio = opts.outputPixelSize / t.binnedPixelSize;
+  const P = ws.slice;
+  const Wt = ws.sliceWeight;
+  const M = ws.insertion;
+  const acc = halves[half];
+  let visible = 0;
+  for (let f = 0; f < g.frameCount; f++) {
+    const Pf = g.projections[f];
+    const tp: Vec3 = hasTraj
+      ? [rec[offset + 14 + 3 * f], rec[offset + 15 + 3 * f], rec[offset + 16 + 3 * f]]
+      : pos;
+    const c = applyPoint4(Pf, tp);
+    if (!isVisible(c[0], c[1], g.imageW, g.imageH, visRadius)) continue;
+    visible++;
+    extractFrameSpectrum(ws.extraction, t.stack, f * g.imageW * g.imageH, g.imageW, g.imageH, c[0], c[1], bin, opts.circleCrop, P);
+
+    const ranges = t.xRanges.subarray(f * s, (f + 1) * s);
+    if (opts.doCtf) {
+      // Defocus at the particle's depth uses the static position ([Q22]).
+      const dz = g.hand * g.pixelSize * g.defocusSlope * (applyPoint4(Pf, pos)[2] - applyPoint4(Pf, g.centre)[2]);
+      const base = g.ctf[f];
+      const k = ctfConstants({ ...base, defocusU: base.defocusU + dz, defocusV: base.defocusV + dz }, g.name);
+      drawCtf(k, s, t.binnedPixelSize, ws.ctf, null);
+      const dw = t.doseWeights.subarray(f * sh * s, (f + 1) * sh * s);
+      for (let y = 0; y < s; y++) {
+        const R = ranges[y];
+        const row = y * sh;
+        for (let x = 0; x < sh; x++) {
+          const i = row + x;
+          if (x < R) {
+            const cw = Math.fround(Math.fround(SIGN * ws.ctf[i]) * dw[i]);
+            P[2 * i] *= cw;
+            P[2 * i + 1] *= cw;
+            Wt[i] = cw * cw;
+          } else {
+            P[2 * i] = 0;
+            P[2 * i + 1] = 0;
+            Wt[i] = 0;
+          }
+        }
+      }
+    } else {
+      // --no_ctf: weight 1, data negated, no dose weighting nor range zeroing ([Q3]).
+      for (let i = 0; i < P.length; i++) P[i] = -P[i];
+      Wt.fill(1);
+    }
+    // Insertion matrix M = scaleRatio · P3_f · A.
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 3; j++) {
+        M[i * 3 + j] = scaleRatio * (Pf[i * 4] * A[j] + Pf[i * 4 + 1] * A[3 + j] + Pf[i * 4 + 2] * A[6 + j]);
+      }
+    }
+    backprojectSlice(acc, s, P, Wt, M, ranges[0]);
+  }
+  return visible;
+}
