@@ -1,0 +1,320 @@
+/**
+ * The reconstruction kernels against independent direct computations (naive DFTs, direct sums).
+ */
+import { describe, expect, it } from 'vitest';
+import { ExtractionWorkspace, extractFrameSpectrum, roundHalfAway } from '../src/recon/extract.js';
+import { complexOut, interpolateComplex2D, interpolateReal2D } from '../src/recon/interpolation.js';
+import { backprojectSlice, createAccumulator } from '../src/recon/backproject.js';
+import { centreCrop, divideByWeight, griddingCorrect, radialAverage3D, taper, weightToCentredFull } from '../src/recon/finalise.js';
+import { mat3 } from '../src/geometry/matrix.js';
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const wrap = (i: number, n: number): number => (i < n / 2 ? i : i - n);
+
+describe('extraction', () => {
+  it('rounds half away from zero like std::round', () => {
+    expect(roundHalfAway(2.5)).toBe(3);
+    expect(roundHalfAway(-2.5)).toBe(-3);
+    expect(roundHalfAway(-2.4)).toBe(-2);
+  });
+
+  it('equals the DFT of the square with its origin at the projected particle centre (bin 1)', () => {
+    const W = 40;
+    const H = 36;
+    const s = 16;
+    const sh = 9;
+    const r = rng(1);
+    const stack = new Float32Array(W * H * 2);
+    for (let i = 0; i < stack.length; i++) stack[i] = r() - 0.5;
+    const ws = new ExtractionWorkspace(s, s);
+    const out = new Float32Array(2 * sh * s);
+    const cx = 17.3;
+    const cy = 20.8;
+    extractFrameSpectrum(ws, stack, W * H, W, H, cx, cy, 1, false, out);
+    const ox = Math.round(cx) - s / 2;
+    const oy = Math.round(cy) - s / 2;
+    // Direct sum: P(k) = (1/s) Σ_x I(x) exp(−2πi k·(x − (c − o))/s).
+    for (let y = 0; y < s; y++) {
+      for (let x = 0; x < sh; x++) {
+        const ky = wrap(y, s);
+        let re = 0;
+        let im = 0;
+        for (let j = 0; j < s; j++) {
+          for (let i = 0; i < s; i++) {
+            const v = stack[W * H + (j + oy) * W + (i + ox)];
+            const ph = (-2 * Math.PI * (x * (i - (cx - ox)) + ky * (j - (cy - oy)))) / s;
+            re += v * Math.cos(ph);
+            im += v * Math.sin(ph);
+          }
+        }
+        const o = 2 * (y * sh + x);
+        expect(out[o]).toBeCloseTo(re / s, 4);
+        expect(out[o + 1]).toBeCloseTo(im / s, 4);
+      }
+    }
+  });
+
+  it('replicates edge pixels and applies the soft circular crop with the outer mean removed', () => {
+    const W = 20;
+    const H = 20;
+    const s = 16;
+    const stack = new Float32Array(W * H).fill(3);
+    const ws = new ExtractionWorkspace(s, s);
+    const out = new Float32Array(2 * 9 * s);
+    // A constant image: the outer mean equals the value, so the masked square is all zeros.
+    extractFrameSpectrum(ws, stack, 0, W, H, 2.2, 18.7, 1, true, out);
+    for (const v of out) expect(Math.abs(v)).toBeLessThan(1e-6);
+    // Without the crop the DC term of a constant image is s·value (Both normalisation: ÷ s).
+    extractFrameSpectrum(ws, stack, 0, W, H, 2.2, 18.7, 1, false, out);
+    expect(Math.hypot(out[0], out[1])).toBeCloseTo(3 * s, 4);
+  });
+
+  it('Fourier binning keeps the low frequencies of the unbinned box, divided by bin', () => {
+    const W = 64;
+    const H = 64;
+    const r = rng(7);
+    const stack = new Float32Array(W * H);
+    for (let i = 0; i < stack.length; i++) stack[i] = r();
+    const full = new Float32Array(2 * 17 * 32);
+    const binned = new Float32Array(2 * 9 * 16);
+    // Integer centre: no sub-pixel shift in either case, so the binned spectrum is a truncation.
+    extractFrameSpectrum(new ExtractionWorkspace(32, 32), stack, 0, W, H, 32, 30, 1, false, full);
+    extractFrameSpectrum(new ExtractionWorkspace(16, 32), stack, 0, W, H, 32, 30, 2, false, binned);
+    for (let y = 0; y < 16; y++) {
+      const fy = y < 8 ? y : y + 16;
+      for (let x = 0; x < 9; x++) {
+        // The shift centre is s/2 = 8 in binned pixels, i.e. 16 unbinned: same origin as the full box.
+        expect(binned[2 * (y * 9 + x)]).toBeCloseTo(full[2 * (fy * 17 + x)] / 2, 4);
+        expect(binned[2 * (y * 9 + x) + 1]).toBeCloseTo(full[2 * (fy * 17 + x) + 1] / 2, 4);
+      }
+    }
+  });
+});
+
+describe('2-D interpolation', () => {
+  const s = 16;
+  const sh = 9;
+  /** A Hermitian-consistent half grid from the naive DFT of a random real image, plus its full grid. */
+  function hermitianPair(): { half: Float32Array; full: (kx: number, ky: number) => [number, number] } {
+    const r = rng(3);
+    const img = Array.from({ length: s * s }, () => r() - 0.5);
+    const F = (kx: number, ky: number): [number, number] => {
+      let re = 0;
+      let im = 0;
+      for (let y = 0; y < s; y++) {
+        for (let x = 0; x < s; x++) {
+          const ph = (-2 * Math.PI * (kx * x + ky * y)) / s;
+          re += img[y * s + x] * Math.cos(ph);
+          im += img[y * s + x] * Math.sin(ph);
+        }
+      }
+      return [re, im];
+    };
+    const half = new Float32Array(2 * sh * s);
+    for (let y = 0; y < s; y++) {
+      for (let x = 0; x < sh; x++) {
+        const [re, im] = F(x, wrap(y, s));
+        half[2 * (y * sh + x)] = re;
+        half[2 * (y * sh + x) + 1] = im;
+      }
+    }
+    return { half, full: F };
+  }
+
+  it('equals bilinear interpolation of the full spectrum, including mirrored negative x', () => {
+    const { half, full } = hermitianPair();
+    const r = rng(5);
+    for (let n = 0; n < 60; n++) {
+      const px = (r() - 0.5) * 2 * (sh - 1.5);
+      const py = (r() - 0.5) * (s - 2);
+      interpolateComplex2D(half, sh, s, px, py);
+      // Bilinear on the full grid at (px, py), weights from the lower corner.
+      const x0 = Math.floor(px);
+      const y0 = Math.floor(py);
+      const fx = px - x0;
+      const fy = py - y0;
+      let re = 0;
+      let im = 0;
+      for (const [dx, dy, w] of [[0, 0, (1 - fx) * (1 - fy)], [1, 0, fx * (1 - fy)], [0, 1, (1 - fx) * fy], [1, 1, fx * fy]]) {
+        const v = full(x0 + dx, y0 + dy);
+        re += w * v[0];
+        im += w * v[1];
+      }
+      expect(complexOut[0]).toBeCloseTo(re, 3);
+      expect(complexOut[1]).toBeCloseTo(im, 3);
+    }
+  });
+
+  it('reads column sh−2 as the second sample at the Nyquist column ([Q10])', () => {
+    const a = new Float32Array(sh * s);
+    a[2 * sh + (sh - 1)] = 10;
+    a[2 * sh + (sh - 2)] = 4;
+    // px = sh − 1 + 0.5: x0 = sh−1, x1 → sh−2, value = 0.5·10 + 0.5·4.
+    expect(interpolateReal2D(a, sh, s, sh - 0.5, 2)).toBeCloseTo(7, 6);
+    // y wraps periodically: py = s − 0.5 → rows s−1 and 0.
+    const b = new Float32Array(sh * s);
+    b[0 * sh + 1] = 2;
+    b[(s - 1) * sh + 1] = 6;
+    expect(interpolateReal2D(b, sh, s, 1, -0.5)).toBeCloseTo(4, 6);
+  });
+});
+
+describe('backprojection', () => {
+  const s = 16;
+  const sh = 9;
+  function randomSlice(seed: number): { P: Float32Array; Wt: Float32Array } {
+    const r = rng(seed);
+    const P = new Float32Array(2 * sh * s);
+    const Wt = new Float32Array(sh * s);
+    for (let i = 0; i < P.length; i++) P[i] = r() - 0.5;
+    for (let i = 0; i < Wt.length; i++) Wt[i] = r();
+    return { P, Wt };
+  }
+
+  it('with the identity matrix fills exactly the central plane inside the frequency sphere', () => {
+    const { P, Wt } = randomSlice(11);
+    const acc = createAccumulator(s);
+    backprojectSlice(acc, s, P, Wt, mat3(1, 0, 0, 0, 1, 0, 0, 0, 1), 6);
+    for (let z = 0; z < s; z++) {
+      for (let y = 0; y < s; y++) {
+        for (let x = 0; x < sh; x++) {
+          const i = (z * s + y) * sh + x;
+          const yy = wrap(y, s);
+          const inside = z === 0 && x * x + yy * yy <= 36 && Math.abs(yy) < s / 2 + 1;
+          if (inside) {
+            expect(acc.data[2 * i]).toBeCloseTo(P[2 * (y * sh + x)], 6);
+            expect(acc.data[2 * i + 1]).toBeCloseTo(P[2 * (y * sh + x) + 1], 6);
+            expect(acc.weight[i]).toBeCloseTo(Wt[y * sh + x], 6);
+          } else {
+            expect(acc.weight[i]).toBe(0);
+            expect(acc.data[2 * i]).toBe(0);
+          }
+        }
+      }
+    }
+  });
+
+  it('with a 90° in-plane rotation reads the slice at rotated coordinates, conjugating mirrored samples', () => {
+    const { P, Wt } = randomSlice(12);
+    const acc = createAccumulator(s);
+    // Exact entries: with cos(90°) = 6e-17, a mirrored py of −6e-17 wraps to 16 − 6e-17 = 16.0 in double and
+    // lands on row s−1 by the clamp, exactly as in RELION; that quirk is not what this test is about.
+    const M = mat3(0, -1, 0, 1, 0, 0, 0, 0, 1); // Q = (M⁻¹)ᵀ = M: voxel (x, y) reads slice (−y, x)
+    backprojectSlice(acc, s, P, Wt, M, 7);
+    for (let y = 0; y < s; y++) {
+      const yy = wrap(y, s);
+      for (let x = 0; x < sh; x++) {
+        if (x * x + yy * yy > 49) continue;
+        const i = y * sh + x;
+        let qx = -yy;
+        let qy = x;
+        let sign = 1;
+        if (qx < 0) {
+          qx = -qx;
+          qy = -qy;
+          sign = -1;
+        }
+        const j = ((qy + s) % s) * sh + qx;
+        expect(acc.data[2 * i]).toBeCloseTo(P[2 * j], 5);
+        expect(acc.data[2 * i + 1]).toBeCloseTo(sign * P[2 * j + 1], 5);
+        expect(acc.weight[i]).toBeCloseTo(Wt[j], 5);
+      }
+    }
+  });
+
+  it('spreads a tilted slice with the triangular kernel: weights across the slice sum to one', () => {
+    const P = new Float32Array(2 * sh * s);
+    const Wt = new Float32Array(sh * s).fill(1);
+    const acc = createAccumulator(s);
+    // Tilt about y by 20°: along z, each (x, y) column of voxels near the plane gets Σ(1 − |d|) = 1.
+    const c = Math.cos((20 * Math.PI) / 180);
+    const sn = Math.sin((20 * Math.PI) / 180);
+    backprojectSlice(acc, s, P, Wt, mat3(c, 0, sn, 0, 1, 0, -sn, 0, c), 8);
+    // Column x = 2, y = 1: plane z = x·tan(20°) ≈ 0.73, well inside the sphere.
+    let sum = 0;
+    for (let z = 0; z < s; z++) sum += acc.weight[(z * s + 1) * sh + 2];
+    // The distance to the plane along z is scaled by cos: Σ(1 − |Δz·c|) over the two neighbours.
+    const z0 = 2 * Math.tan((20 * Math.PI) / 180);
+    const expected = [0, 1].map((k) => 1 - Math.abs((Math.floor(z0) + k - z0) * c)).reduce((a, b) => a + b, 0);
+    expect(sum).toBeCloseTo(expected, 6);
+  });
+});
+
+describe('finalisation', () => {
+  const s = 8;
+  const sh = 5;
+  it('gridding correction of a DC-only spectrum is a constant divided by sinc²(r/s)', () => {
+    const D = new Float64Array(2 * sh * s * s);
+    D[0] = 64;
+    const V = griddingCorrect(D, s);
+    const base = 64 / Math.pow(s, 1.5);
+    for (const [x, y, z] of [[4, 4, 4], [0, 0, 0], [6, 3, 1]]) {
+      const r = Math.hypot(x - 4, y - 4, z - 4);
+      const t = r / s;
+      const q = r === 0 ? 1 : (Math.sin(Math.PI * t) / (Math.PI * t)) ** 2;
+      expect(V[(z * s + y) * s + x]).toBeCloseTo(base / q, 10);
+    }
+  });
+
+  it('the radial average of a constant is that constant', () => {
+    const W = new Float64Array(sh * s * s).fill(2.5);
+    for (const v of radialAverage3D(W, s)) expect(v).toBeCloseTo(2.5, 12);
+  });
+
+  it('Wiener division by a constant weight scales the map by 1/(W + 1/SNR)', () => {
+    const r = rng(9);
+    const V = Float64Array.from({ length: s * s * s }, () => r());
+    const W = new Float64Array(sh * s * s).fill(3);
+    const out = divideByWeight(V, W, s, 2);
+    for (let i = 0; i < V.length; i += 37) expect(out[i]).toBeCloseTo(V[i] / 3.5, 10);
+  });
+
+  it('heuristic division keeps only |k| < s/2 and divides by the weight there', () => {
+    // V = a single cosine at frequency (1, 0, 0) plus one at (4, 0, 0) (|k| = s/2: removed).
+    const V = new Float64Array(s * s * s);
+    for (let z = 0; z < s; z++) for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) {
+      V[(z * s + y) * s + x] = Math.cos((2 * Math.PI * x) / s) + Math.cos((2 * Math.PI * 4 * x) / s);
+    }
+    const W = new Float64Array(sh * s * s).fill(2);
+    const out = divideByWeight(V, W, s, -1);
+    for (let x = 0; x < s; x++) expect(out[x]).toBeCloseTo(Math.cos((2 * Math.PI * x) / s) / 2, 10);
+  });
+
+  it('taper subtracts the masked mean and zeroes the outside', () => {
+    const n = 16;
+    const img = new Float64Array(n * n * n).fill(5);
+    taper(img, n, 3);
+    expect(img[(8 * n + 8) * n + 8]).toBeCloseTo(0, 12);
+    expect(img[0]).toBe(0);
+  });
+
+  it('centre crop takes the central cube', () => {
+    const img = Float64Array.from({ length: s * s * s }, (_, i) => i);
+    const { map, n } = centreCrop(img, s, 4);
+    expect(n).toBe(4);
+    expect(map[0]).toBe((2 * s + 2) * s + 2);
+  });
+
+  it('the weight layout puts frequency (kx, ky, kz) at (s/2 + kx, s/2 + ky, s/2 + kz), Friedel mate for kx < 0', () => {
+    const W = new Float64Array(sh * s * s);
+    const val = (x: number, y: number, z: number): number => 1000 * x + 10 * ((y + s) % s) + ((z + s) % s) / 10;
+    for (let z = 0; z < s; z++) for (let y = 0; y < s; y++) for (let x = 0; x < sh; x++) W[(z * s + y) * sh + x] = val(x, y, z);
+    const H = weightToCentredFull(W, s);
+    const at = (kx: number, ky: number, kz: number): number => H[((kz + 4) * s + (ky + 4)) * s + (kx + 4)];
+    expect(at(2, -1, 3)).toBe(val(2, -1, 3));
+    expect(at(-2, 1, -3)).toBe(val(2, -1, 3));
+    expect(at(0, 0, 0)).toBe(val(0, 0, 0));
+    // Nyquist plane kx = −4: later writes win; the mate write from (4, −ky, −kz) lands after (4, ky, kz) when
+    // (−ky, −kz) comes later in z-major order.
+    expect(at(-4, 1, 1)).toBe(val(4, -1, -1));
+  });
+});
