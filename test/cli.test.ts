@@ -1,0 +1,112 @@
+/**
+ * The reconstruct command as a user meets it: flags, messages, exit codes, files left behind.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CONFORMANCE, runCli } from './helpers/paths.js';
+
+const V1 = path.join(CONFORMANCE, 'V1');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-cli-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+let n = 0;
+const outDir = (): string => path.join(tmp, `run${n++}`);
+
+/** One clear line on stderr, no stack trace, exit 1. */
+function expectCleanFailure(res: ReturnType<typeof runCli>, pattern: RegExp): void {
+  expect(res.status).toBe(1);
+  const errors = res.stderr.split('\n').filter((l) => l.startsWith('tomorecon: error:'));
+  expect(errors).toHaveLength(1);
+  expect(errors[0]).toMatch(pattern);
+  expect(res.stderr).not.toMatch(/^\s+at /m);
+  expect(res.stderr).not.toMatch(/internal error/);
+}
+
+describe('reconstruct flags', () => {
+  it('accepts the RELION flags that tomorecon implements and writes note.txt', () => {
+    const o = outDir();
+    const args = [
+      'reconstruct', '--i', 'optimisation_set.star', '--b', '32', '--bin', '2', '--taper', '5', '--cutoff_fract', '0.02',
+      '--no_circle_crop', '--no_backup', '--mem', '8', '--j', '2', '--j_out', '1', '--j_in', '1', '--sym', 'c1',
+      '--nr_helical_asu', '1', '--helical_rise', '0', '--helical_twist', '0', '--o', o,
+    ];
+    const res = runCli(args, V1);
+    expect(res.stderr).not.toMatch(/error/);
+    expect(res.status).toBe(0);
+    expect(fs.readFileSync(path.join(o, 'note.txt'), 'utf8')).toBe(`Command:\n\ntomorecon ${args.map((a) => a + ' ').join('')}\n`);
+    for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_merged.mrc', 'weight_merged.mrc']) {
+      expect(fs.existsSync(path.join(o, f)), f).toBe(true);
+    }
+    expect(res.stderr).toMatch(/1 thread\(s\)/);
+  });
+
+  it.each([
+    [['--whiten'], /--whiten is not yet supported/],
+    [['--sym', 'C6'], /--sym C6: point-group symmetry other than C1 is not yet supported/],
+    [['--nr_helical_asu', '3', '--helical_rise', '4', '--helical_twist', '30'], /helical symmetry is not yet supported/],
+    [['--only_do_unfinished'], /--only_do_unfinished is not yet supported/],
+  ])('rejects %j clearly as not yet supported', (extra, pattern) => {
+    const o = outDir();
+    expectCleanFailure(runCli(['reconstruct', '--i', 'optimisation_set.star', '--b', '32', '--o', o, ...extra], V1), pattern);
+    expect(fs.existsSync(o)).toBe(false);
+  });
+
+  it.each([
+    [['--o', 'X'], /--b \(box size\) is required/],
+    [['--b', '48'], /--o \(output directory\) is required/],
+    [['--b', '47', '--o', 'X'], /--b 47: the box size must be even/],
+    [['--b', 'abc', '--o', 'X'], /--b: expected a number, got 'abc'/],
+    [['--b', '48', '--crop', '47', '--o', 'X'], /--b − --crop must be even/],
+    [['--b', '48', '--crop', '48', '--o', 'X'], /--crop 48 must be smaller than --b 48/],
+    [['--b', '33', '--bin', '1.5', '--o', 'X'], /--b 33/],
+    [['--b', '34', '--bin', '1.5', '--o', 'X'], /odd extraction box of 51 pixels/],
+    [['--b', '48', '--bin', '0', '--o', 'X'], /--bin 0: the binning factor must be a number ≥ 1/],
+    [['--b', '48', '--SNR', '0', '--o', 'X'], /--SNR 0/],
+    [['--b', '48', '--j_out', '0', '--o', 'X'], /--j_out 0 must be at least 1/],
+    [['--b', '48', '--mem', '0.001', '--o', 'X'], /--mem 0.001 GB cannot hold one accumulator set for --b 48.*at least [0-9.]+ GB/],
+  ])('rejects impossible options %j before doing any work', (extra, pattern) => {
+    const res = runCli(['reconstruct', '--i', 'optimisation_set.star', ...extra], V1);
+    expectCleanFailure(res, pattern);
+  });
+
+  it('names a missing input file and leaves existing maps untouched', () => {
+    const o = outDir();
+    fs.mkdirSync(o);
+    fs.writeFileSync(path.join(o, 'merged.mrc'), 'last week');
+    const res = runCli(['reconstruct', '--p', 'particles.star', '--t', 'no_such_tomograms.star', '--b', '48', '--o', o], V1);
+    expectCleanFailure(res, /no_such_tomograms\.star/);
+    expect(fs.readFileSync(path.join(o, 'merged.mrc'), 'utf8')).toBe('last week');
+    expect(fs.readdirSync(o)).toEqual(['merged.mrc']);
+  });
+
+  it('writes RELION_JOB_EXIT_SUCCESS / FAILURE for the pipeliner and no note.txt', () => {
+    const o = outDir();
+    fs.mkdirSync(o);
+    const ok = runCli(['reconstruct', '--i', 'optimisation_set.star', '--b', '32', '--bin', '2', '--o', o, '--pipeline_control', `${o}/`], V1);
+    expect(ok.status).toBe(0);
+    expect(fs.existsSync(path.join(o, 'RELION_JOB_EXIT_SUCCESS'))).toBe(true);
+    expect(fs.existsSync(path.join(o, 'note.txt'))).toBe(false);
+    const o2 = outDir();
+    fs.mkdirSync(o2);
+    const bad = runCli(['reconstruct', '--i', 'optimisation_set.star', '--b', '31', '--o', o2, '--pipeline_control', `${o2}/`], V1);
+    expect(bad.status).toBe(1);
+    expect(fs.existsSync(path.join(o2, 'RELION_JOB_EXIT_FAILURE'))).toBe(true);
+  });
+
+  it('warns about unknown flags as RELION does, and reports progress lines when not on a terminal', () => {
+    const o = outDir();
+    const res = runCli(['reconstruct', '--i', 'optimisation_set.star', '--b', '32', '--bin', '2', '--o', o, '--frobnicate', '3'], V1);
+    expect(res.status).toBe(0);
+    expect(res.stderr).toMatch(/warning: --frobnicate is not an option/);
+    expect(res.stderr).toMatch(/progress: 48\/48 particles \(100%\)/);
+  });
+
+  it('prints help with every flag and exits 0', () => {
+    const res = runCli(['reconstruct', '--help'], V1);
+    expect(res.status).toBe(0);
+    for (const f of ['--i', '--p', '--t', '--mot', '--b', '--crop', '--bin', '--SNR', '--sym', '--mem', '--j_out', '--j_in', '--taper', '--cutoff_fract', '--no_ctf', '--no_circle_crop', '--whiten', '--no_backup', '--only_do_unfinished', '--nr_helical_asu', '--helical_rise', '--helical_twist', '--o']) {
+      expect(res.stdout).toContain(f);
+    }
+  });
+});
