@@ -20,6 +20,8 @@ export interface MemoryPlan {
   perThreadBytes: number;
   sharedBytes: number;
   finaliseBytes: number;
+  /** Tags (half1, half2, merged) finalised at once, ≤ --j. */
+  finaliseThreads: number;
   totalBytes: number;
 }
 
@@ -41,11 +43,13 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
   }
   const perThreadBytes = 2 * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0) + maxTables;
   const sharedBytes = maxStack + maxRecords;
-  const finaliseBytes = 3 * accumulatorBytes(s) + 6 * s * s * s * 8;
+  // Per tag being finalised: its sums plus about six s³ doubles of working volumes.
+  const perTagBytes = accumulatorBytes(s) + 6 * s * s * s * 8;
+  let finaliseThreads = Math.min(o.j, plan.hasHalfSets ? 3 : 1);
   let threads = o.threads ?? Math.min(o.jOut * o.jIn, os.availableParallelism());
   if (o.mem > 0) {
     const budget = o.mem * GiB;
-    const minimum = sharedBytes + Math.max(finaliseBytes, perThreadBytes);
+    const minimum = Math.max(sharedBytes + perThreadBytes, 3 * accumulatorBytes(s) + perTagBytes);
     if (budget < minimum) {
       throw new TomoError(
         `--mem ${o.mem} GB cannot hold one accumulator set for --b ${s} and the largest tilt series: at least ${(minimum / GiB).toFixed(3)} GB is needed`,
@@ -53,9 +57,12 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
     }
     const fit = Math.max(1, Math.floor((budget - sharedBytes) / perThreadBytes));
     if (threads > 0) threads = Math.min(threads, fit);
+    const tagFit = Math.floor((budget - 3 * accumulatorBytes(s)) / perTagBytes);
+    finaliseThreads = Math.max(1, Math.min(finaliseThreads, tagFit));
   }
-  const totalBytes = sharedBytes + Math.max(1, threads) * perThreadBytes + finaliseBytes;
-  return { threads, perThreadBytes, sharedBytes, finaliseBytes, totalBytes };
+  const finaliseBytes = 3 * accumulatorBytes(s) + finaliseThreads * perTagBytes;
+  const totalBytes = Math.max(sharedBytes + Math.max(1, threads) * perThreadBytes, finaliseBytes);
+  return { threads, perThreadBytes, sharedBytes, finaliseBytes, finaliseThreads, totalBytes };
 }
 
 export interface AccumulationResult {

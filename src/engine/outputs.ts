@@ -4,6 +4,8 @@
  * name and renamed, so an existing map is only ever replaced by a complete one.
  */
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { TomoError } from '../errors.js';
 import { writeMrc } from '../formats/mrc.js';
 import { Accumulator } from '../recon/backproject.js';
 import { centreCrop, divideByWeight, griddingCorrect, taper, weightToCentredFull } from '../recon/finalise.js';
@@ -45,17 +47,48 @@ export function writeTag(tag: string, acc: Accumulator, o: FinaliseOptions): Flo
 
 /**
  * Writes all tags. With half sets the merged sums are half1 + half2, and weight_merged is that
- * sum (RELION writes half 1's weight there, [Q1]; decisions.md fixes it).
+ * sum (RELION writes half 1's weight there, [Q1]; decisions.md fixes it). With threads > 1 the
+ * tags are finalised concurrently in worker threads (the buffers are handed over, not copied).
  */
-export function writeOutputs(halves: [Accumulator, Accumulator], hasHalfSets: boolean, o: FinaliseOptions): void {
-  if (!hasHalfSets) {
-    writeTag('merged', halves[0], o);
+export async function writeOutputs(
+  halves: [Accumulator, Accumulator],
+  hasHalfSets: boolean,
+  o: FinaliseOptions,
+  threads: number,
+): Promise<void> {
+  const jobs: [string, Accumulator][] = [];
+  if (hasHalfSets) {
+    const merged: Accumulator = { data: halves[0].data.slice(), weight: halves[0].weight.slice() };
+    for (let i = 0; i < merged.data.length; i++) merged.data[i] += halves[1].data[i];
+    for (let i = 0; i < merged.weight.length; i++) merged.weight[i] += halves[1].weight[i];
+    jobs.push(['half1', halves[0]], ['half2', halves[1]], ['merged', merged]);
+  } else {
+    jobs.push(['merged', halves[0]]);
+  }
+  if (threads <= 1 || jobs.length === 1) {
+    for (const [tag, acc] of jobs) writeTag(tag, acc, o);
     return;
   }
-  const merged: Accumulator = { data: halves[0].data.slice(), weight: halves[0].weight.slice() };
-  for (let i = 0; i < merged.data.length; i++) merged.data[i] += halves[1].data[i];
-  for (let i = 0; i < merged.weight.length; i++) merged.weight[i] += halves[1].weight[i];
-  writeTag('half1', halves[0], o);
-  writeTag('half2', halves[1], o);
-  writeTag('merged', merged, o);
+  const queue = [...jobs];
+  const runOne = async (): Promise<void> => {
+    for (let job = queue.shift(); job; job = queue.shift()) await writeTagInWorker(job[0], job[1], o);
+  };
+  await Promise.all(Array.from({ length: Math.min(threads, jobs.length) }, runOne));
+}
+
+function writeTagInWorker(tag: string, acc: Accumulator, options: FinaliseOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL('./finaliseWorker.js', import.meta.url), {
+      workerData: { tag, data: acc.data, weight: acc.weight, options },
+      transferList: [acc.data.buffer as ArrayBuffer, acc.weight.buffer as ArrayBuffer],
+    });
+    w.once('message', (m: { ok: boolean; message?: string; tomo?: boolean; stack?: string }) => {
+      if (m.ok) resolve();
+      else reject(m.tomo ? new TomoError(m.message!) : Object.assign(new Error(m.message), { stack: m.stack }));
+    });
+    w.once('error', reject);
+    w.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`finalisation thread for ${tag} exited with code ${code}`));
+    });
+  });
 }

@@ -40,14 +40,19 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   const { halves } = await accumulate(plan, mem.threads, progress);
   progress.finish();
   if (!o.noRecon) {
-    writeOutputs(halves, plan.hasHalfSets, {
+    await writeOutputs(
+      halves,
+      plan.hasHalfSets,
+      {
       s: plan.kernel.s,
       crop: o.crop,
       taper: o.taper,
       snr: o.snr,
       pixelSize: plan.outputPixelSize,
-      outDir: o.o,
-    });
+        outDir: o.o,
+      },
+      mem.threads > 0 ? mem.finaliseThreads : 0,
+    );
   }
   return {
     particles: plan.totalParticles,
