@@ -12,6 +12,8 @@ import { ReconstructOptions } from './options.js';
 import { RunPlan } from './plan.js';
 import { Progress } from './progress.js';
 import { loadTiltStack, stackBytes } from './tiltStack.js';
+import { noiseWeightStack } from '../physics/noise.js';
+import { Tomogram } from '../model/tomogramSet.js';
 
 const GiB = 1024 ** 3;
 
@@ -78,7 +80,8 @@ function accumulateInThread(plan: RunPlan, progress: Progress): AccumulationResu
   const ws = new KernelWorkspace(plan.kernel);
   const halves: [Accumulator, Accumulator] = [createAccumulator(plan.kernel.s), createAccumulator(plan.kernel.s)];
   for (const w of plan.work) {
-    const tables = buildTomogramTables(plan.kernel, w.geometry, loadTiltStack(w.tomogram, false));
+    const stack = loadTiltStack(w.tomogram, false);
+    const tables = buildTomogramTables(plan.kernel, w.geometry, stack, noiseWeightsFor(plan, w.tomogram, stack, false));
     const len = particleRecordLength(w.geometry.frameCount);
     for (let k = 0; k < w.particleCount; k++) {
       processParticle(ws, tables, w.records, k * len, halves);
@@ -129,6 +132,7 @@ async function accumulateWithWorkers(plan: RunPlan, threads: number, progress: P
   try {
     for (const work of plan.work) {
       const stack = loadTiltStack(work.tomogram, true);
+      const noise = noiseWeightsFor(plan, work.tomogram, stack, true);
       const records = new Float64Array(new SharedArrayBuffer(work.records.byteLength));
       records.set(work.records);
       const counter = new Int32Array(new SharedArrayBuffer(4));
@@ -139,6 +143,7 @@ async function accumulateWithWorkers(plan: RunPlan, threads: number, progress: P
             type: 'tomogram',
             geometry: work.geometry,
             stack,
+            noise,
             records,
             recordLength: particleRecordLength(work.geometry.frameCount),
             count: work.particleCount,
@@ -171,6 +176,17 @@ async function accumulateWithWorkers(plan: RunPlan, threads: number, progress: P
     addInto(w1, results[r][3]);
   }
   return { halves: [{ data: d0, weight: w0 }, { data: d1, weight: w1 }], particles: plan.totalParticles };
+}
+
+/** --whiten: noise weights of every frame, computed once per tomogram (shared with the threads). */
+function noiseWeightsFor(plan: RunPlan, t: Tomogram, stack: Float32Array, shared: boolean): Float32Array | null {
+  if (!plan.kernel.whiten) return null;
+  const { s, s0, bin } = plan.kernel;
+  const g = noiseWeightStack(stack, t.imageW, t.imageH, t.frameCount, s, s0, bin);
+  if (!shared) return g;
+  const out = new Float32Array(new SharedArrayBuffer(g.byteLength));
+  out.set(g);
+  return out;
 }
 
 function addInto(a: Float64Array, b: Float64Array): void {

@@ -9,6 +9,7 @@ import { particlePosition, readParticleSet, splitByTomogram, validateOptics, Par
 import { readTomogramSet, Tomogram, TomogramSet } from '../model/tomogramSet.js';
 import { readTrajectories, Trajectories } from '../model/trajectories.js';
 import { KernelOptions, TomogramGeometry, packParticle, particleRecordLength } from '../recon/particleKernel.js';
+import { aberrationTables } from '../physics/aberrations.js';
 import { ReconstructOptions, boxSizes } from './options.js';
 
 export interface TomogramWork {
@@ -37,13 +38,12 @@ export function planRun(o: ReconstructOptions): RunPlan {
   const particles = readParticleSet(inputs.particles, tomograms);
   const trajectories = inputs.trajectories ? readTrajectories(inputs.trajectories, particles) : null;
   const groups = splitByTomogram(particles, tomograms);
-  for (const og of particles.optics) {
-    if (og.evenZernike || og.oddZernike) {
-      throw new TomoError(`${particles.source}: aberration correction (rlnEvenZernike/rlnOddZernike) is not yet supported by tomorecon`);
-    }
-  }
   const { s, s0 } = boxSizes(o.b, o.bin);
   const outputPixelSize = tomograms.tomograms[0].pixelSize * o.bin;
+  // Aberration tables use p_out for every tomogram, as RELION does ([Q20]).
+  const aberrations = particles.optics.some((g) => g.evenZernike || g.oddZernike)
+    ? particles.optics.map((g) => aberrationTables(g.evenZernike, g.oddZernike, s, outputPixelSize))
+    : [];
   const kernel: KernelOptions = {
     s,
     s0,
@@ -52,6 +52,8 @@ export function planRun(o: ReconstructOptions): RunPlan {
     circleCrop: !o.noCircleCrop,
     cutoffFraction: o.cutoffFract,
     outputPixelSize,
+    whiten: o.whiten,
+    aberrations,
   };
   const work: TomogramWork[] = [];
   let total = 0;
@@ -79,7 +81,7 @@ export function planRun(o: ReconstructOptions): RunPlan {
         }
         trajPx = traj;
       }
-      packParticle(records, k * len, p.half, pos, p.rotation, trajPx, F);
+      packParticle(records, k * len, p.half, p.optics, pos, p.rotation, trajPx, F);
     });
     total += idx.length;
     work.push({ tomogram: tomo, geometry: geometryOf(tomo), particleCount: idx.length, records });

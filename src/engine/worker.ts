@@ -12,6 +12,7 @@ export interface TomogramMessage {
   type: 'tomogram';
   geometry: TomogramGeometry;
   stack: Float32Array;
+  noise: Float32Array | null;
   records: Float64Array;
   recordLength: number;
   count: number;
@@ -26,7 +27,7 @@ const halves = [createAccumulator(kernel.s), createAccumulator(kernel.s)];
 port.on('message', (msg: TomogramMessage | { type: 'finish' }) => {
   try {
     if (msg.type === 'tomogram') {
-      const tables = buildTomogramTables(kernel, msg.geometry, msg.stack);
+      const tables = buildTomogramTables(kernel, msg.geometry, msg.stack, msg.noise);
       let pending = 0;
       let last = Date.now();
       for (;;) {

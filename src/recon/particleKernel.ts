@@ -7,6 +7,7 @@ import { Mat3, Mat4, Vec3, applyPoint4 } from '../geometry/matrix.js';
 import { isVisible } from '../geometry/projection.js';
 import { ctfConstants, drawCtf, CtfParams } from '../physics/ctf.js';
 import { doseXRanges, drawDoseWeights } from '../physics/dose.js';
+import { AberrationTables, applyOddAberration } from '../physics/aberrations.js';
 import { Accumulator, backprojectSlice } from './backproject.js';
 import { ExtractionWorkspace, extractFrameSpectrum } from './extract.js';
 
@@ -19,6 +20,9 @@ export interface KernelOptions {
   circleCrop: boolean;
   cutoffFraction: number;
   outputPixelSize: number; // p_out = px(tomogram 0)·bin
+  whiten: boolean;
+  /** Aberration tables per optics group (index = particle optics group); empty when none. */
+  aberrations: AberrationTables[];
 }
 
 /** The serialisable part of a tomogram the kernel needs (sent to worker threads). */
@@ -43,10 +47,17 @@ export interface TomogramTables {
   stack: Float32Array; // W×H×F pixels
   doseWeights: Float32Array; // F × (sh×s)
   xRanges: Int32Array; // F × s
+  /** --whiten: g per frame, F × (sh×s); null otherwise. */
+  noiseWeights: Float32Array | null;
   binnedPixelSize: number;
 }
 
-export function buildTomogramTables(opts: KernelOptions, geometry: TomogramGeometry, stack: Float32Array): TomogramTables {
+export function buildTomogramTables(
+  opts: KernelOptions,
+  geometry: TomogramGeometry,
+  stack: Float32Array,
+  noiseWeights: Float32Array | null,
+): TomogramTables {
   const { s } = opts;
   const sh = (s >> 1) + 1;
   const pb = geometry.pixelSize * opts.bin;
@@ -58,33 +69,36 @@ export function buildTomogramTables(opts: KernelOptions, geometry: TomogramGeome
     drawDoseWeights(s, pb, geometry.dose[f], geometry.bPerDose, dw);
     doseXRanges(s, dw, opts.cutoffFraction, xRanges.subarray(f * s, (f + 1) * s));
   }
-  return { geometry, stack, doseWeights, xRanges, binnedPixelSize: pb };
+  return { geometry, stack, doseWeights, xRanges, noiseWeights, binnedPixelSize: pb };
 }
 
 /**
  * One particle, packed as numbers so that many particles travel in one Float64Array:
- * [half, pos.x, pos.y, pos.z, A (9, row-major), hasTrajectory, traj (3·F) if any].
+ * [half, optics group, pos.x, pos.y, pos.z, A (9, row-major), hasTrajectory, traj (3·F)].
  */
+const REC_HEADER = 15;
 export function particleRecordLength(frameCount: number): number {
-  return 14 + 3 * frameCount;
+  return REC_HEADER + 3 * frameCount;
 }
 
 export function packParticle(
   out: Float64Array,
   offset: number,
   half: number,
+  optics: number,
   pos: Vec3,
   A: Mat3,
   trajectoryPixels: Float64Array | null,
   frameCount: number,
 ): void {
   out[offset] = half;
-  out[offset + 1] = pos[0];
-  out[offset + 2] = pos[1];
-  out[offset + 3] = pos[2];
-  out.set(A, offset + 4);
-  out[offset + 13] = trajectoryPixels ? 1 : 0;
-  if (trajectoryPixels) out.set(trajectoryPixels.subarray(0, 3 * frameCount), offset + 14);
+  out[offset + 1] = optics;
+  out[offset + 2] = pos[0];
+  out[offset + 3] = pos[1];
+  out[offset + 4] = pos[2];
+  out.set(A, offset + 5);
+  out[offset + 14] = trajectoryPixels ? 1 : 0;
+  if (trajectoryPixels) out.set(trajectoryPixels.subarray(0, 3 * frameCount), offset + REC_HEADER);
 }
 
 /** Per-thread buffers for the particle kernel. */
@@ -130,9 +144,11 @@ export function processParticle(
   const sh = (s >> 1) + 1;
   const g = t.geometry;
   const half = rec[offset];
-  const pos: Vec3 = [rec[offset + 1], rec[offset + 2], rec[offset + 3]];
-  const A = rec.subarray(offset + 4, offset + 13);
-  const hasTraj = rec[offset + 13] === 1;
+  const aberr: AberrationTables | undefined = opts.aberrations[rec[offset + 1]];
+  const pos: Vec3 = [rec[offset + 2], rec[offset + 3], rec[offset + 4]];
+  const A = rec.subarray(offset + 5, offset + 14);
+  const hasTraj = rec[offset + 14] === 1;
+  const trajAt = offset + REC_HEADER;
   const visRadius = s / 2; // binned box in unbinned pixels ([Q7])
   const scaleRatio = opts.outputPixelSize / t.binnedPixelSize;
   const P = ws.slice;
@@ -143,7 +159,7 @@ export function processParticle(
   for (let f = 0; f < g.frameCount; f++) {
     const Pf = g.projections[f];
     const tp: Vec3 = hasTraj
-      ? [rec[offset + 14 + 3 * f], rec[offset + 15 + 3 * f], rec[offset + 16 + 3 * f]]
+      ? [rec[trajAt + 3 * f], rec[trajAt + 3 * f + 1], rec[trajAt + 3 * f + 2]]
       : pos;
     const c = applyPoint4(Pf, tp);
     if (!isVisible(c[0], c[1], g.imageW, g.imageH, visRadius)) continue;
@@ -156,7 +172,7 @@ export function processParticle(
       const dz = g.hand * g.pixelSize * g.defocusSlope * (applyPoint4(Pf, pos)[2] - applyPoint4(Pf, g.centre)[2]);
       const base = g.ctf[f];
       const k = ctfConstants({ ...base, defocusU: base.defocusU + dz, defocusV: base.defocusV + dz }, g.name);
-      drawCtf(k, s, t.binnedPixelSize, ws.ctf, null);
+      drawCtf(k, s, t.binnedPixelSize, ws.ctf, aberr?.even);
       const dw = t.doseWeights.subarray(f * sh * s, (f + 1) * sh * s);
       for (let y = 0; y < s; y++) {
         const R = ranges[y];
@@ -179,6 +195,17 @@ export function processParticle(
       // --no_ctf: weight 1, data negated, no dose weighting nor range zeroing ([Q3]).
       for (let i = 0; i < P.length; i++) P[i] = -P[i];
       Wt.fill(1);
+    }
+    if (aberr?.odd) applyOddAberration(P, aberr.odd);
+    if (t.noiseWeights) {
+      // Data and weight both multiplied by g ([Q5]); with --no_ctf the weight is g once, not
+      // compounded over particles ([Q4], fixed) because Wt is rebuilt for every frame above.
+      const g = t.noiseWeights.subarray(f * sh * s, (f + 1) * sh * s);
+      for (let i = 0; i < g.length; i++) {
+        P[2 * i] *= g[i];
+        P[2 * i + 1] *= g[i];
+        Wt[i] *= g[i];
+      }
     }
     // Insertion matrix M = scaleRatio · P3_f · A.
     for (let i = 0; i < 3; i++) {
