@@ -45,7 +45,6 @@ describe('reconstruct flags', () => {
   it.each([
     [['--sym', 'C6'], /--sym C6: point-group symmetry other than C1 is not yet supported/],
     [['--nr_helical_asu', '3', '--helical_rise', '4', '--helical_twist', '30'], /helical symmetry is not yet supported/],
-    [['--only_do_unfinished'], /--only_do_unfinished is not yet supported/],
   ])('rejects %j clearly as not yet supported', (extra, pattern) => {
     const o = outDir();
     expectCleanFailure(runCli(['reconstruct', '--i', 'optimisation_set.star', '--b', '32', '--o', o, ...extra], V1), pattern);

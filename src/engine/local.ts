@@ -9,7 +9,8 @@ import { TomoError } from '../errors.js';
 import { Accumulator, accumulatorBytes, createAccumulator } from '../recon/backproject.js';
 import { KernelWorkspace, buildTomogramTables, particleRecordLength, processParticle } from '../recon/particleKernel.js';
 import { ReconstructOptions } from './options.js';
-import { RunPlan } from './plan.js';
+import { RunPlan, TomogramWork } from './plan.js';
+import type { TomogramMessage, WorkerReply } from './worker.js';
 import { Progress } from './progress.js';
 import { loadTiltStack, stackBytes } from './tiltStack.js';
 import { noiseWeightStack } from '../physics/noise.js';
@@ -51,131 +52,182 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
   let threads = o.threads ?? Math.min(o.jOut * o.jIn, os.availableParallelism());
   if (o.mem > 0) {
     const budget = o.mem * GiB;
-    const minimum = Math.max(sharedBytes + perThreadBytes, 3 * accumulatorBytes(s) + perTagBytes);
+    const minimum = Math.max(sharedBytes + perThreadBytes + 2 * accumulatorBytes(s), 3 * accumulatorBytes(s) + perTagBytes);
     if (budget < minimum) {
       throw new TomoError(
         `--mem ${o.mem} GB cannot hold one accumulator set for --b ${s} and the largest tilt series: at least ${(minimum / GiB).toFixed(3)} GB is needed`,
       );
     }
-    const fit = Math.max(1, Math.floor((budget - sharedBytes) / perThreadBytes));
+    const fit = Math.max(1, Math.floor((budget - sharedBytes - 2 * accumulatorBytes(s)) / perThreadBytes));
     if (threads > 0) threads = Math.min(threads, fit);
     const tagFit = Math.floor((budget - 3 * accumulatorBytes(s)) / perTagBytes);
     finaliseThreads = Math.max(1, Math.min(finaliseThreads, tagFit));
   }
   const finaliseBytes = 3 * accumulatorBytes(s) + finaliseThreads * perTagBytes;
-  const totalBytes = Math.max(sharedBytes + Math.max(1, threads) * perThreadBytes, finaliseBytes);
+  // While accumulating, the main thread also holds the running sums of both halves.
+  const totalBytes = Math.max(sharedBytes + Math.max(1, threads) * perThreadBytes + 2 * accumulatorBytes(s), finaliseBytes);
   return { threads, perThreadBytes, sharedBytes, finaliseBytes, finaliseThreads, totalBytes };
 }
 
 export interface AccumulationResult {
   halves: [Accumulator, Accumulator];
-  particles: number;
+  /** Tomograms back-projected by this run (not taken from a checkpoint). */
+  tomogramsProcessed: number;
 }
 
-export async function accumulate(plan: RunPlan, threads: number, progress: Progress): Promise<AccumulationResult> {
-  return threads <= 0 ? accumulateInThread(plan, progress) : accumulateWithWorkers(plan, threads, progress);
+export interface AccumulationState {
+  /** Sums so far (from a checkpoint, or zero). Tomogram sums are added to them in set order. */
+  halves: [Accumulator, Accumulator];
+  /** Tomogram indices already in `halves`. */
+  done: Set<number>;
+  /** Called after each tomogram's sums were added (checkpointing). */
+  onTomogramDone?: (index: number) => void;
 }
 
-function accumulateInThread(plan: RunPlan, progress: Progress): AccumulationResult {
-  const ws = new KernelWorkspace(plan.kernel);
-  const halves: [Accumulator, Accumulator] = [createAccumulator(plan.kernel.s), createAccumulator(plan.kernel.s)];
-  for (const w of plan.work) {
+export async function accumulate(
+  plan: RunPlan,
+  threads: number,
+  progress: Progress,
+  state: AccumulationState,
+): Promise<AccumulationResult> {
+  const todo = plan.work.filter((w) => !state.done.has(w.tomogram.index));
+  for (const w of plan.work) if (state.done.has(w.tomogram.index)) progress.tick(w.particleCount);
+  const engine = threads <= 0 ? new InThreadEngine(plan) : new WorkerEngine(plan, threads, progress);
+  try {
+    for (const w of todo) {
+      const sums = await engine.run(w, progress);
+      for (const part of sums) {
+        addInto(state.halves[0].data, part[0].data);
+        addInto(state.halves[0].weight, part[0].weight);
+        addInto(state.halves[1].data, part[1].data);
+        addInto(state.halves[1].weight, part[1].weight);
+      }
+      state.done.add(w.tomogram.index);
+      state.onTomogramDone?.(w.tomogram.index);
+    }
+  } finally {
+    await engine.close();
+  }
+  return { halves: state.halves, tomogramsProcessed: todo.length };
+}
+
+export function zeroHalves(s: number): [Accumulator, Accumulator] {
+  return [createAccumulator(s), createAccumulator(s)];
+}
+
+type HalfPair = [Accumulator, Accumulator];
+
+/** Back-projects one tomogram and returns its sums (one pair per thread). */
+interface Engine {
+  run(w: TomogramWork, progress: Progress): Promise<HalfPair[]>;
+  close(): Promise<void>;
+}
+
+class InThreadEngine implements Engine {
+  private readonly ws: KernelWorkspace;
+  constructor(private readonly plan: RunPlan) {
+    this.ws = new KernelWorkspace(plan.kernel);
+  }
+
+  async run(w: TomogramWork, progress: Progress): Promise<HalfPair[]> {
+    const halves = zeroHalves(this.plan.kernel.s);
     const stack = loadTiltStack(w.tomogram, false);
-    const tables = buildTomogramTables(plan.kernel, w.geometry, stack, noiseWeightsFor(plan, w.tomogram, stack, false));
+    const tables = buildTomogramTables(this.plan.kernel, w.geometry, stack, noiseWeightsFor(this.plan, w.tomogram, stack, false));
     const len = particleRecordLength(w.geometry.frameCount);
     for (let k = 0; k < w.particleCount; k++) {
-      processParticle(ws, tables, w.records, k * len, halves);
+      processParticle(this.ws, tables, w.records, k * len, halves);
       progress.tick();
     }
+    return [halves];
   }
-  return { halves, particles: plan.totalParticles };
+
+  async close(): Promise<void> {}
 }
 
-async function accumulateWithWorkers(plan: RunPlan, threads: number, progress: Progress): Promise<AccumulationResult> {
-  const workerUrl = new URL('./worker.js', import.meta.url);
-  const workers: Worker[] = [];
-  for (let i = 0; i < threads; i++) workers.push(new Worker(workerUrl, { workerData: { kernel: plan.kernel } }));
-  const failure = { error: null as Error | null };
-  const waiters = new Set<() => void>();
-  const pending: Array<{ remaining: number; resolve: () => void }> = [];
-  const results: Float64Array[][] = [];
+/**
+ * Worker threads share the tilt stack (SharedArrayBuffer) and claim particles from a shared
+ * counter; at the end of each tomogram each hands its sums over (transfer, no copy) and starts
+ * from zero again, so the main thread can checkpoint exact sums per tomogram.
+ */
+class WorkerEngine implements Engine {
+  private readonly workers: Worker[] = [];
+  private failure: Error | null = null;
+  private waiting: { remaining: number; results: HalfPair[]; resolve: () => void } | null = null;
 
-  const fail = (e: Error): void => {
-    if (!failure.error) failure.error = e;
-    for (const p of pending.splice(0)) p.resolve();
-    for (const w of waiters) w();
-  };
-  for (const w of workers) {
-    w.on('message', (m: { type: string; particles?: number; buffers?: Float64Array[]; message?: string; tomo?: boolean; stack?: string }) => {
-      if (m.type === 'progress' || m.type === 'tomogramDone') {
-        if (m.particles) progress.tick(m.particles);
-        if (m.type === 'tomogramDone' && pending.length > 0) {
-          const p = pending[0];
-          if (--p.remaining === 0) {
-            pending.shift();
-            p.resolve();
-          }
-        }
-      } else if (m.type === 'result') {
-        results.push(m.buffers!);
-        for (const r of waiters) r();
-      } else if (m.type === 'error') {
-        fail(m.tomo ? new TomoError(m.message!) : Object.assign(new Error(m.message), { stack: m.stack }));
-      }
-    });
-    w.on('error', (e) => fail(e));
-    w.on('exit', (code) => {
-      if (code !== 0) fail(new Error(`a worker thread exited with code ${code}`));
-    });
-  }
-
-  try {
-    for (const work of plan.work) {
-      const stack = loadTiltStack(work.tomogram, true);
-      const noise = noiseWeightsFor(plan, work.tomogram, stack, true);
-      const records = new Float64Array(new SharedArrayBuffer(work.records.byteLength));
-      records.set(work.records);
-      const counter = new Int32Array(new SharedArrayBuffer(4));
-      await new Promise<void>((resolve) => {
-        pending.push({ remaining: workers.length, resolve });
-        for (const w of workers) {
-          w.postMessage({
-            type: 'tomogram',
-            geometry: work.geometry,
-            stack,
-            noise,
-            records,
-            recordLength: particleRecordLength(work.geometry.frameCount),
-            count: work.particleCount,
-            counter,
-          });
-        }
+  constructor(
+    private readonly plan: RunPlan,
+    threads: number,
+    progress: Progress,
+  ) {
+    const url = new URL('./worker.js', import.meta.url);
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(url, { workerData: { kernel: plan.kernel } });
+      w.on('message', (m: WorkerReply) => this.onMessage(m, progress));
+      w.on('error', (e) => this.fail(e));
+      w.on('exit', (code) => {
+        if (code !== 0 && code !== 1) this.fail(new Error(`a worker thread exited with code ${code}`));
       });
-      if (failure.error) throw failure.error;
+      this.workers.push(w);
     }
+  }
+
+  private onMessage(m: WorkerReply, progress: Progress): void {
+    if (m.type === 'progress') {
+      progress.tick(m.particles);
+    } else if (m.type === 'tomogramDone') {
+      progress.tick(m.particles);
+      const b = m.buffers;
+      const wait = this.waiting;
+      if (!wait) return;
+      wait.results.push([
+        { data: b[0], weight: b[1] },
+        { data: b[2], weight: b[3] },
+      ]);
+      if (--wait.remaining === 0) {
+        this.waiting = null;
+        wait.resolve();
+      }
+    } else if (m.type === 'error') {
+      this.fail(m.tomo ? new TomoError(m.message) : Object.assign(new Error(m.message), { stack: m.stack }));
+    }
+  }
+
+  private fail(e: Error): void {
+    if (!this.failure) this.failure = e;
+    const wait = this.waiting;
+    this.waiting = null;
+    wait?.resolve();
+  }
+
+  async run(w: TomogramWork): Promise<HalfPair[]> {
+    if (this.failure) throw this.failure;
+    const stack = loadTiltStack(w.tomogram, true);
+    const noise = noiseWeightsFor(this.plan, w.tomogram, stack, true);
+    const records = new Float64Array(new SharedArrayBuffer(w.records.byteLength));
+    records.set(w.records);
+    const counter = new Int32Array(new SharedArrayBuffer(4));
+    const results: HalfPair[] = [];
     await new Promise<void>((resolve) => {
-      const check = (): void => {
-        if (results.length === workers.length || failure.error) {
-          waiters.delete(check);
-          resolve();
-        }
+      this.waiting = { remaining: this.workers.length, results, resolve };
+      const msg: TomogramMessage = {
+        type: 'tomogram',
+        geometry: w.geometry,
+        stack,
+        noise,
+        records,
+        recordLength: particleRecordLength(w.geometry.frameCount),
+        count: w.particleCount,
+        counter,
       };
-      waiters.add(check);
-      for (const w of workers) w.postMessage({ type: 'finish' });
+      for (const worker of this.workers) worker.postMessage(msg);
     });
-    if (failure.error) throw failure.error;
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    if (this.failure) throw this.failure;
+    return results;
   }
-  // Sum the threads' accumulators (RELION folds threads ≥ 1 into thread 0 the same way).
-  const [d0, w0, d1, w1] = results[0];
-  for (let r = 1; r < results.length; r++) {
-    addInto(d0, results[r][0]);
-    addInto(w0, results[r][1]);
-    addInto(d1, results[r][2]);
-    addInto(w1, results[r][3]);
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
   }
-  return { halves: [{ data: d0, weight: w0 }, { data: d1, weight: w1 }], particles: plan.totalParticles };
 }
 
 /** --whiten: noise weights of every frame, computed once per tomogram (shared with the threads). */

@@ -112,7 +112,6 @@ export function validateOptions(o: ReconstructOptions): void {
     throw new TomoError(`--sym ${o.sym}: point-group symmetry other than C1 is not yet supported by tomorecon`);
   }
   if (o.nrHelicalAsu > 1) throw new TomoError('--nr_helical_asu > 1: helical symmetry is not yet supported by tomorecon');
-  if (o.onlyDoUnfinished) throw new TomoError('--only_do_unfinished is not yet supported by tomorecon');
   if (!o.i && (!o.p || !o.t)) {
     throw new TomoError('give an optimisation set with --i, or both --p (particles) and --t (tomograms)');
   }

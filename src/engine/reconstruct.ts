@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TomoError } from '../errors.js';
 import { writeFileAtomic } from '../formats/atomicWrite.js';
-import { accumulate, planMemory } from './local.js';
+import { accumulate, planMemory, zeroHalves } from './local.js';
+import { checkpointPath, readCheckpoint, runFingerprint, writeCheckpoint } from './checkpoint.js';
 import { ReconstructOptions, validateOptions } from './options.js';
 import { planRun } from './plan.js';
 import { Progress } from './progress.js';
@@ -36,9 +37,33 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   if (!o.pipelineControl) {
     writeFileAtomic(path.join(o.o, 'note.txt'), `Command:\n\n${o.commandLine.map((a) => a + ' ').join('')}\n`);
   }
+  const ckptFile = checkpointPath(o.o);
+  const fingerprint = runFingerprint(o, plan);
+  let halves = zeroHalves(plan.kernel.s);
+  const done = new Set<number>();
+  if (o.onlyDoUnfinished) {
+    const c = readCheckpoint(ckptFile, plan.kernel.s);
+    if (!c) {
+      log(`--only_do_unfinished: no checkpoint in ${path.dirname(ckptFile)}, starting from the beginning`);
+    } else if (c.fingerprint !== fingerprint) {
+      throw new TomoError(
+        `--only_do_unfinished: the checkpoint ${ckptFile} was made with other options or input files; ` +
+          'run without --only_do_unfinished to start again (it will be replaced)',
+      );
+    } else {
+      halves = c.halves;
+      for (const t of c.done) done.add(t);
+      log(`resuming: ${done.size} of ${plan.work.length} tomograms already done`);
+    }
+  }
   const progress = new Progress(plan.totalParticles, 'particles', o.progress ?? 'auto');
-  const { halves } = await accumulate(plan, mem.threads, progress);
+  const result = await accumulate(plan, mem.threads, progress, {
+    halves,
+    done,
+    onTomogramDone: o.noBackup ? undefined : () => writeCheckpoint(ckptFile, { fingerprint, done: [...done], halves }),
+  });
   progress.finish();
+  log(`back-projected ${result.tomogramsProcessed} tomogram(s) in this run`);
   if (!o.noRecon) {
     await writeOutputs(
       halves,
@@ -53,6 +78,8 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
       },
       mem.threads > 0 ? mem.finaliseThreads : 0,
     );
+    // The maps are complete; the sums are no longer needed (with --no_recon they are kept to resume).
+    fs.rmSync(ckptFile, { force: true });
   }
   return {
     particles: plan.totalParticles,
@@ -65,7 +92,7 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
 
 function prepareOutputDir(dir: string): void {
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(path.join(dir, 'temp'), { recursive: true });
     fs.accessSync(dir, fs.constants.W_OK);
   } catch (e) {
     throw new TomoError(`cannot create or write the output directory ${dir}: ${(e as Error).message}`);

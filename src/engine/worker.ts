@@ -1,7 +1,7 @@
 /**
- * Worker thread of the local engine: owns one accumulator pair (two half sets), claims particles
- * of the current tomogram from a shared counter (dynamic balancing), and hands its sums back at
- * the end by transferring the buffers.
+ * Worker thread of the local engine: claims particles of the current tomogram from a shared
+ * counter (dynamic balancing), sums them into its own accumulator pair (two half sets), and hands
+ * the sums back when the tomogram is done by transferring the buffers.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isTomoError } from '../errors.js';
@@ -19,14 +19,19 @@ export interface TomogramMessage {
   counter: Int32Array;
 }
 
+export type WorkerReply =
+  | { type: 'progress'; particles: number }
+  | { type: 'tomogramDone'; particles: number; buffers: Float64Array[] }
+  | { type: 'error'; message: string; tomo: boolean; stack?: string };
+
 const port = parentPort!;
 const kernel = workerData.kernel as KernelOptions;
 const ws = new KernelWorkspace(kernel);
-const halves = [createAccumulator(kernel.s), createAccumulator(kernel.s)];
 
-port.on('message', (msg: TomogramMessage | { type: 'finish' }) => {
+port.on('message', (msg: TomogramMessage) => {
   try {
     if (msg.type === 'tomogram') {
+      const halves = [createAccumulator(kernel.s), createAccumulator(kernel.s)];
       const tables = buildTomogramTables(kernel, msg.geometry, msg.stack, msg.noise);
       let pending = 0;
       let last = Date.now();
@@ -42,10 +47,9 @@ port.on('message', (msg: TomogramMessage | { type: 'finish' }) => {
           last = now;
         }
       }
-      port.postMessage({ type: 'tomogramDone', particles: pending });
-    } else if (msg.type === 'finish') {
+      // Hand this tomogram's sums over (transferred, not copied) so they can be checkpointed.
       const buffers = halves.flatMap((h) => [h.data, h.weight]);
-      port.postMessage({ type: 'result', buffers }, buffers.map((b) => b.buffer as ArrayBuffer));
+      port.postMessage({ type: 'tomogramDone', particles: pending, buffers }, buffers.map((b) => b.buffer as ArrayBuffer));
     }
   } catch (e) {
     port.postMessage({ type: 'error', message: (e as Error).message, tomo: isTomoError(e), stack: (e as Error).stack });

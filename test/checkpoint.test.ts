@@ -1,0 +1,76 @@
+/**
+ * Exact checkpoints and --only_do_unfinished (the SIGKILL test lives in resume.test.ts).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readMrc } from '../src/formats/mrc.js';
+import { readCheckpoint, writeCheckpoint } from '../src/engine/checkpoint.js';
+import { CONFORMANCE, runCli } from './helpers/paths.js';
+
+const V1 = path.join(CONFORMANCE, 'V1');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-ckpt-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const base = ['reconstruct', '--i', 'optimisation_set.star', '--b', '32', '--bin', '2'];
+
+describe('checkpoints', () => {
+  it('round-trip the double sums bit for bit', () => {
+    const s = 8;
+    const n = 5 * 8 * 8;
+    const halves = [0, 1].map(() => ({
+      data: Float64Array.from({ length: 2 * n }, () => Math.random() * 1e-3),
+      weight: Float64Array.from({ length: n }, () => Math.random()),
+    })) as [{ data: Float64Array; weight: Float64Array }, { data: Float64Array; weight: Float64Array }];
+    const file = path.join(tmp, 'unit', 'temp', 'x.ckpt');
+    writeCheckpoint(file, { fingerprint: 'fp', done: [0, 3], halves });
+    const back = readCheckpoint(file, s)!;
+    expect(back.fingerprint).toBe('fp');
+    expect(back.done).toEqual([0, 3]);
+    expect(back.halves[1].data).toEqual(halves[1].data);
+    expect(back.halves[0].weight).toEqual(halves[0].weight);
+    expect(() => readCheckpoint(file, 10)).toThrow(/another box size/);
+    fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 100));
+    expect(() => readCheckpoint(file, s)).toThrow(/damaged/);
+  });
+
+  it('--no_recon keeps the sums; --only_do_unfinished finishes from them without back-projecting again', () => {
+    const o = path.join(tmp, 'resume');
+    const first = runCli([...base, '--o', o, '--no_recon'], V1);
+    expect(first.status).toBe(0);
+    expect(fs.existsSync(path.join(o, 'merged.mrc'))).toBe(false);
+    expect(fs.existsSync(path.join(o, 'temp', 'tomorecon_sums.ckpt'))).toBe(true);
+    const second = runCli([...base, '--o', o, '--only_do_unfinished'], V1);
+    expect(second.status).toBe(0);
+    expect(second.stderr).toMatch(/resuming: 2 of 2 tomograms already done/);
+    expect(second.stderr).toMatch(/back-projected 0 tomogram\(s\) in this run/);
+    expect(fs.existsSync(path.join(o, 'temp', 'tomorecon_sums.ckpt'))).toBe(false);
+    const direct = path.join(tmp, 'direct');
+    expect(runCli([...base, '--o', direct], V1).status).toBe(0);
+    for (const f of ['half1.mrc', 'merged.mrc', 'weight_half2.mrc']) {
+      const a = readMrc(path.join(o, f)).data;
+      const b = readMrc(path.join(direct, f)).data;
+      let diff = 0;
+      let max = 0;
+      for (let i = 0; i < a.length; i++) {
+        diff = Math.max(diff, Math.abs(a[i] - b[i]));
+        max = Math.max(max, Math.abs(b[i]));
+      }
+      expect(diff / max, f).toBeLessThan(1e-6);
+    }
+  });
+
+  it('refuses to resume from sums made with other options, naming the checkpoint', () => {
+    const o = path.join(tmp, 'mismatch');
+    expect(runCli([...base, '--o', o, '--no_recon'], V1).status).toBe(0);
+    const res = runCli([...base, '--o', o, '--only_do_unfinished', '--no_circle_crop'], V1);
+    expect(res.status).toBe(1);
+    expect(res.stderr).toMatch(/tomorecon: error: --only_do_unfinished: the checkpoint .*tomorecon_sums\.ckpt was made with other options/);
+  });
+
+  it('--no_backup writes no checkpoint', () => {
+    const o = path.join(tmp, 'nobackup');
+    expect(runCli([...base, '--o', o, '--no_recon', '--no_backup'], V1).status).toBe(0);
+    expect(fs.readdirSync(path.join(o, 'temp'))).toEqual([]);
+  });
+});
