@@ -2,6 +2,9 @@
  * The commands other than reconstruct. Each is a small module; this list wires them into the CLI.
  */
 import type { ArgumentsCamelCase, Argv } from 'yargs';
+import { demoCommand } from './demoCommand.js';
+import { fscCommand } from './fscCommand.js';
+import { simulateCommand } from './simulateCommand.js';
 
 export interface CommandModule {
   name: string;
@@ -10,4 +13,4 @@ export interface CommandModule {
   handler: (args: ArgumentsCamelCase) => Promise<void>;
 }
 
-export const COMMANDS: CommandModule[] = [];
+export const COMMANDS: CommandModule[] = [simulateCommand, fscCommand, demoCommand];
