@@ -8,13 +8,13 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readMrc } from '../src/formats/mrc.js';
 import { CONFORMANCE, runCli } from './helpers/paths.js';
-import { pearson } from './helpers/stats.js';
+import { fsc, pearson, resolutionAt } from '../src/analysis/fsc.js';
 
 interface Run {
   dataset: string;
   args: string;
   outputs: string[];
-  relion_vs_truth?: { map: string; pearson: number; fsc_0143_A?: number; 'fsc_0.143_A': number };
+  relion_vs_truth?: { map: string; pearson: number; 'fsc_0.5_A': number; 'fsc_0.143_A': number };
 }
 
 const runs = JSON.parse(fs.readFileSync(path.join(CONFORMANCE, 'runs.json'), 'utf8')) as Record<string, Record<string, Run>>;
@@ -59,5 +59,15 @@ describe.each(cases)('conformance %s/%s', (ds, name, run) => {
     }
     expect(maxW).toBeGreaterThan(0);
     expect(maxErr / maxW).toBeLessThan(1e-6);
+
+    // Against the ground truth: FSC 0.143 within 0.2 Å of RELION's, or better.
+    const truth = run.relion_vs_truth;
+    if (truth) {
+      const gt = readMrc(path.join(CONFORMANCE, run.dataset, 'ground_truth.mrc'));
+      const map = written.get(truth.map)!;
+      const n = map.header.nx;
+      const res = resolutionAt(fsc(map.data, gt.data, n), 0.143, n, map.header.pixelSize[0]);
+      expect(res, `FSC 0.143 vs truth ${res} Å, RELION ${truth['fsc_0.143_A']} Å`).toBeLessThanOrEqual(truth['fsc_0.143_A'] + 0.2);
+    }
   });
 });

@@ -11,7 +11,7 @@ import { StarBlock, StarTable, findBlock, formatStar, readStar } from '../src/fo
 import { encodeMrc, floatToHalf, readMrc, writeMrc } from '../src/formats/mrc.js';
 import { readTomogramSet } from '../src/model/tomogramSet.js';
 import { CONFORMANCE, runCli } from './helpers/paths.js';
-import { pearson } from './helpers/stats.js';
+import { pearson } from '../src/analysis/fsc.js';
 
 const V1 = path.join(CONFORMANCE, 'V1');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-inputs-'));
