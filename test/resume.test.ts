@@ -1,0 +1,56 @@
+/**
+ * A run killed with SIGKILL halfway and restarted with --only_do_unfinished gives the maps of an
+ * uninterrupted run and does not back-project the finished tomograms again.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pearson } from '../src/analysis/fsc.js';
+import { readMrc } from '../src/formats/mrc.js';
+import { simulateDataset } from '../src/simulate/dataset.js';
+import { SIM_DEFAULTS } from '../src/simulate/params.js';
+import { CLI, runCli } from './helpers/paths.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-resume-'));
+const data = path.join(tmp, 'data');
+const TOMOS = 4;
+const ARGS = ['reconstruct', '--i', 'optimisation_set.star', '--b', '96', '--j_out', '1', '--j_in', '1'];
+
+beforeAll(() => {
+  simulateDataset({ ...SIM_DEFAULTS, seed: 11, tomos: TOMOS, particles: 16, tiltStep: 6, image: [256, 256], tomoSize: [256, 256, 128] }, data);
+}, 120_000);
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('resume after SIGKILL', () => {
+  it('finishes from the checkpoint with the same maps and without redoing finished tomograms', async () => {
+    const clean = path.join(tmp, 'clean');
+    expect(runCli([...ARGS, '--o', clean], data).status).toBe(0);
+
+    const out = path.join(tmp, 'killed');
+    const ckpt = path.join(out, 'temp', 'tomorecon_sums.ckpt');
+    const child = spawn(process.execPath, [CLI, ...ARGS, '--o', out], { cwd: data, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // Kill as soon as the first tomogram's sums are on disk.
+    while (!fs.existsSync(ckpt) && child.exitCode === null) await new Promise((r) => setTimeout(r, 2));
+    child.kill('SIGKILL');
+    await exited;
+    expect(child.signalCode, 'the run must still have been working when killed').toBe('SIGKILL');
+    expect(fs.existsSync(path.join(out, 'merged.mrc'))).toBe(false);
+
+    const resumed = runCli([...ARGS, '--o', out, '--only_do_unfinished'], data);
+    expect(resumed.status).toBe(0);
+    const m = /resuming: (\d+) of (\d+) tomograms already done/.exec(resumed.stderr);
+    expect(m, resumed.stderr).not.toBeNull();
+    const done = Number(m![1]);
+    expect(Number(m![2])).toBe(TOMOS);
+    expect(done).toBeGreaterThanOrEqual(1);
+    expect(done).toBeLessThan(TOMOS);
+    expect(resumed.stderr).toContain(`back-projected ${TOMOS - done} tomogram(s) in this run`);
+    for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_merged.mrc', 'weight_merged.mrc']) {
+      const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
+      expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
+    }
+  });
+});
