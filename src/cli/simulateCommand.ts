@@ -49,6 +49,8 @@ export const SIMULATE_FLAGS: SimFlag[] = [
   { name: 'ctf-scale-cos', kind: 'boolean', describe: 'rlnCtfScalefactor = cos(tilt) (applied to the images and written) instead of 1' },
   { name: 'min-distance', kind: 'number', describe: 'Minimum distance between particle centres in pixels; default = box' },
   { name: 'patch', kind: 'number', describe: 'Render patch size in pixels (even); default automatic, from the CTF delocalisation' },
+  { name: 'even-zernike', kind: 'string', describe: 'Even Zernike coefficients (RELION order, comma-separated) applied to the images and written as rlnEvenZernike' },
+  { name: 'odd-zernike', kind: 'string', describe: 'Odd Zernike coefficients (RELION order, comma-separated) applied to the images and written as rlnOddZernike' },
 ];
 
 export function defineFlags<T>(y: Argv<T>, flags: SimFlag[]): Argv<T> {
@@ -106,7 +108,19 @@ export function simulationFromArgs(args: Record<string, unknown>): SimulationPar
     ctfScaleCos: boolFlag(args, 'ctf-scale-cos'),
     minDistance: numberFlag(args, 'min-distance', D.minDistance),
     patch: numberFlag(args, 'patch', D.patch),
+    evenZernike: listFlag(args, 'even-zernike'),
+    oddZernike: listFlag(args, 'odd-zernike'),
   };
+}
+
+function listFlag(args: Record<string, unknown>, name: string): number[] {
+  const v = stringFlag(args, name, '');
+  if (!v) return [];
+  return v.split(',').map((t) => {
+    const n = Number(t);
+    if (t.trim() === '' || !Number.isFinite(n)) throw new TomoError(`--${name}: '${t}' is not a number (give comma-separated numbers)`);
+    return n;
+  });
 }
 
 export const simulateCommand: CommandModule = {

@@ -166,6 +166,8 @@ function particleBlocks(p: SimulationParams, scene: Scene): StarBlock[] {
       'rlnImageSize',
       'rlnImageDimensionality',
       'rlnTomoSubtomogramBinning',
+      ...(p.evenZernike.length > 0 ? ['rlnEvenZernike'] : []),
+      ...(p.oddZernike.length > 0 ? ['rlnOddZernike'] : []),
     ],
     scene.tomograms.map((t) => [
       String(t.index + 1),
@@ -179,6 +181,8 @@ function particleBlocks(p: SimulationParams, scene: Scene): StarBlock[] {
       String(p.box),
       '3',
       f6(1),
+      ...(p.evenZernike.length > 0 ? [`[${p.evenZernike.join(',')}]`] : []),
+      ...(p.oddZernike.length > 0 ? [`[${p.oddZernike.join(',')}]`] : []),
     ]),
     src,
   );

@@ -56,6 +56,9 @@ export interface SimulationParams {
   minDistance: number;
   /** Render patch size (pixels, even); 0 = automatic from the CTF delocalisation. */
   patch: number;
+  /** Aberrations applied to the images and written to the optics table (rlnEvenZernike / rlnOddZernike). */
+  evenZernike: number[];
+  oddZernike: number[];
 }
 
 export const SIM_DEFAULTS: SimulationParams = {
@@ -88,6 +91,8 @@ export const SIM_DEFAULTS: SimulationParams = {
   ctfScaleCos: false,
   minDistance: 0,
   patch: 0,
+  evenZernike: [],
+  oddZernike: [],
 };
 
 /** The n of a Cn symmetry name, or a TomoError. */

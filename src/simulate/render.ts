@@ -9,12 +9,16 @@
  * The patch is Fourier transformed, multiplied by the tilt's CTF with the depth-corrected
  * defocus (ΔfU/V += hand·px·slope·depth(pos), static position, as RELION) and by the dose weight
  * for the tilt's pre-exposure, transformed back and subtracted from the tilt image.
+ * Aberrations (rlnEvenZernike/rlnOddZernike) enter as RELION models them: the even phase is added
+ * to the CTF phase, and the spectrum is multiplied by exp(+i·φ_odd), which RELION's correction
+ * exp(−i·φ_odd) undoes.
  * The patch is large enough to hold the CTF delocalisation (see autoPatchSize).
  */
 import { applyPoint4 } from '../geometry/matrix.js';
 import { depthOffset } from '../geometry/projection.js';
 import { ctfConstants, drawCtf, electronWavelength } from '../physics/ctf.js';
 import { drawDoseWeights } from '../physics/dose.js';
+import { AberrationTables, aberrationTables } from '../physics/aberrations.js';
 import { irfft2, rfft2 } from '../recon/fft.js';
 import { ParticleModel } from './model.js';
 import { SimulationParams } from './params.js';
@@ -66,6 +70,7 @@ export class Renderer {
   private readonly g1: Float64Array;
   private readonly g2: Float64Array;
   private readonly doseCache = new Map<number, Float32Array>();
+  private readonly aberrations: AberrationTables;
 
   constructor(
     private readonly p: SimulationParams,
@@ -81,6 +86,12 @@ export class Renderer {
     this.ctf = new Float32Array(this.sh * P);
     this.g1 = new Float64Array(P);
     this.g2 = new Float64Array(P);
+    this.aberrations = aberrationTables(
+      p.evenZernike.length > 0 ? p.evenZernike : null,
+      p.oddZernike.length > 0 ? p.oddZernike : null,
+      P,
+      p.pixel,
+    );
   }
 
   private doseWeights(preExposure: number): Float32Array {
@@ -162,17 +173,25 @@ export class Renderer {
         },
         `${tomo.name} tilt ${f + 1}`,
       );
-      ctf = drawCtf(k, P, px, this.ctf);
+      ctf = drawCtf(k, P, px, this.ctf, this.aberrations.even);
     }
     const norm = -1 / (P * P); // unnormalised FFT pair, and the contrast sign
     const n = sh * P;
+    const odd = this.aberrations.odd;
     for (let i = 0; i < n; i++) {
       let w = norm;
       if (ctf) w *= ctf[i];
       else w *= frame.ctfScale;
       if (dose) w *= dose[i];
-      spec[2 * i] *= w;
-      spec[2 * i + 1] *= w;
+      const re = spec[2 * i] * w;
+      const im = spec[2 * i + 1] * w;
+      if (odd) {
+        spec[2 * i] = re * odd[2 * i] - im * odd[2 * i + 1];
+        spec[2 * i + 1] = re * odd[2 * i + 1] + im * odd[2 * i];
+      } else {
+        spec[2 * i] = re;
+        spec[2 * i + 1] = im;
+      }
     }
     irfft2(spec, P, P, filtered);
 
