@@ -42,13 +42,14 @@ describe('reconstruct flags', () => {
     expect(res.stderr).toMatch(/1 thread\(s\)/);
   });
 
-  it.each([
-    [['--sym', 'C6'], /--sym C6: point-group symmetry other than C1 is not yet supported/],
-    [['--nr_helical_asu', '3', '--helical_rise', '4', '--helical_twist', '30'], /helical symmetry is not yet supported/],
-  ])('rejects %j clearly as not yet supported', (extra, pattern) => {
+  it('accepts helical symmetry concatenated with a point group', () => {
     const o = outDir();
-    expectCleanFailure(runCli(['reconstruct', '--i', 'optimisation_set.star', '--b', '32', '--o', o, ...extra], V1), pattern);
-    expect(fs.existsSync(o)).toBe(false);
+    const res = runCli(
+      ['reconstruct', '--i', 'optimisation_set.star', '--b', '32', '--bin', '2', '--sym', 'C2', '--nr_helical_asu', '3', '--helical_rise', '4', '--helical_twist', '30', '--o', o],
+      V1,
+    );
+    expect(res.status).toBe(0);
+    expect(res.stderr).toMatch(/symmetrising with 4 operators \(C2, 3 helical units\)/);
   });
 
   it.each([
@@ -63,6 +64,8 @@ describe('reconstruct flags', () => {
     [['--b', '48', '--bin', '0', '--o', 'X'], /--bin 0: the binning factor must be a number ≥ 1/],
     [['--b', '48', '--SNR', '0', '--o', 'X'], /--SNR 0/],
     [['--b', '48', '--j_out', '0', '--o', 'X'], /--j_out 0 must be at least 1/],
+    [['--b', '48', '--sym', 'C2x', '--o', 'X'], /C2x/],
+    [['--b', '48', '--sym', 'I5', '--o', 'X'], /I5/],
     [['--b', '48', '--mem', '0.001', '--o', 'X'], /--mem 0.001 GB cannot hold one accumulator set for --b 48.*at least [0-9.]+ GB/],
   ])('rejects impossible options %j before doing any work', (extra, pattern) => {
     const res = runCli(['reconstruct', '--i', 'optimisation_set.star', ...extra], V1);

@@ -1,6 +1,6 @@
 /**
- * Acceptance: every conformance run of ../shared/conformance/runs.json (but V2/sym, which needs
- * symmetry) through the real CLI, compared file by file with RELION 5's outputs.
+ * Acceptance: every conformance run of ../shared/conformance/runs.json through the real CLI,
+ * compared file by file with RELION 5's outputs.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,7 +21,6 @@ const runs = JSON.parse(fs.readFileSync(path.join(CONFORMANCE, 'runs.json'), 'ut
 const cases: [string, string, Run][] = [];
 for (const [ds, byName] of Object.entries(runs)) {
   for (const [name, run] of Object.entries(byName)) {
-    if (ds === 'V2' && name === 'sym') continue; // point-group symmetry: issue "Complete the physics"
     cases.push([ds, name, run]);
   }
 }

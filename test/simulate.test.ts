@@ -388,14 +388,9 @@ describe('simulate → reconstruct', () => {
     expect(c6.f0143).toBeLessThan(10.5);
   });
 
-  it('a C6 particle reconstructed with --sym C6 is better than without', async (ctx) => {
-    let withSym: { r: number; f05: number; f0143: number };
-    try {
-      withSym = await run(c6dir(), { sym: 'C6' });
-    } catch (e) {
-      if (e instanceof TomoError && /not yet supported/.test(e.message)) return ctx.skip();
-      throw e;
-    }
+  it('a C6 particle reconstructed with --sym C6 is better than without', async () => {
+    const withSym = await run(c6dir(), { sym: 'C6' });
+    // measured: without r 0.814, FSC 0.143 8.80 Å; with --sym C6 r 0.922, 8.16 Å
     expect(withSym.r).toBeGreaterThan(c6.r);
     expect(withSym.f0143).toBeLessThan(c6.f0143);
   });

@@ -64,8 +64,15 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
     finaliseThreads = Math.max(1, Math.min(finaliseThreads, tagFit));
   }
   const finaliseBytes = 3 * accumulatorBytes(s) + finaliseThreads * perTagBytes;
+  // Symmetrisation holds the sums, shared copies of them and the symmetrised halves.
+  const symmetric = !/^[cC]1$/.test(o.sym) || o.nrHelicalAsu > 1;
+  const symmetryBytes = symmetric ? 6 * accumulatorBytes(s) : 0;
   // While accumulating, the main thread also holds the running sums of both halves.
-  const totalBytes = Math.max(sharedBytes + Math.max(1, threads) * perThreadBytes + 2 * accumulatorBytes(s), finaliseBytes);
+  const totalBytes = Math.max(
+    sharedBytes + Math.max(1, threads) * perThreadBytes + 2 * accumulatorBytes(s),
+    symmetryBytes,
+    finaliseBytes,
+  );
   return { threads, perThreadBytes, sharedBytes, finaliseBytes, finaliseThreads, totalBytes };
 }
 

@@ -3,6 +3,7 @@
  * can be rejected is rejected here, before any input is read or any work is done.
  */
 import { TomoError } from '../errors.js';
+import { symmetryOps } from '../geometry/symmetry.js';
 
 export interface ReconstructOptions {
   i: string;
@@ -108,10 +109,8 @@ export function validateOptions(o: ReconstructOptions): void {
   }
   int(o.nrHelicalAsu, '--nr_helical_asu');
   if (o.nrHelicalAsu < 1) throw new TomoError(`--nr_helical_asu ${o.nrHelicalAsu} must be at least 1`);
-  if (!/^[cC]1$/.test(o.sym)) {
-    throw new TomoError(`--sym ${o.sym}: point-group symmetry other than C1 is not yet supported by tomorecon`);
-  }
-  if (o.nrHelicalAsu > 1) throw new TomoError('--nr_helical_asu > 1: helical symmetry is not yet supported by tomorecon');
+  // An unknown group name is rejected here, before any input is read.
+  symmetryOps(o.sym, 1, 0, 0, 1);
   if (!o.i && (!o.p || !o.t)) {
     throw new TomoError('give an optimisation set with --i, or both --p (particles) and --t (tomograms)');
   }

@@ -80,7 +80,8 @@ function writeTagInWorker(tag: string, acc: Accumulator, options: FinaliseOption
   return new Promise((resolve, reject) => {
     const w = new Worker(new URL('./finaliseWorker.js', import.meta.url), {
       workerData: { tag, data: acc.data, weight: acc.weight, options },
-      transferList: [acc.data.buffer as ArrayBuffer, acc.weight.buffer as ArrayBuffer],
+      // Ordinary buffers are handed over; shared ones (from symmetrisation) need no transfer.
+      transferList: [acc.data.buffer, acc.weight.buffer].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer),
     });
     w.once('message', (m: { ok: boolean; message?: string; tomo?: boolean; stack?: string }) => {
       if (m.ok) resolve();

@@ -12,6 +12,8 @@ import { ReconstructOptions, validateOptions } from './options.js';
 import { planRun } from './plan.js';
 import { Progress } from './progress.js';
 import { writeOutputs } from './outputs.js';
+import { symmetriseHalves } from './symmetry.js';
+import { symmetryOps } from '../geometry/symmetry.js';
 
 export interface RunSummary {
   particles: number;
@@ -65,8 +67,11 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   progress.finish();
   log(`back-projected ${result.tomogramsProcessed} tomogram(s) in this run`);
   if (!o.noRecon) {
+    const ops = symmetryOps(o.sym, o.nrHelicalAsu, o.helicalTwist, o.helicalRise, plan.outputPixelSize);
+    if (ops.length > 0) log(`symmetrising with ${ops.length + 1} operators (${o.sym}${o.nrHelicalAsu > 1 ? `, ${o.nrHelicalAsu} helical units` : ''})`);
+    const symmetrised = await symmetriseHalves(result.halves, plan.kernel.s, ops, mem.threads > 0 ? o.j : 0, plan.hasHalfSets);
     await writeOutputs(
-      halves,
+      symmetrised,
       plan.hasHalfSets,
       {
       s: plan.kernel.s,
