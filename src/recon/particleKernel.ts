@@ -129,7 +129,7 @@ export class KernelWorkspace {
 const SIGN = -1;
 
 /**
- * Back-projects the particle stored at `rec[offset…]` into `halves[half]`.
+ * Back-projects the particle stored at `rec[offset…]` into `halves[half]`, every frame.
  * Returns the number of frames in which the particle was visible.
  */
 export function processParticle(
@@ -139,6 +139,30 @@ export function processParticle(
   offset: number,
   halves: Accumulator[],
 ): number {
+  const g = t.geometry;
+  let visible = 0;
+  for (let f = 0; f < g.frameCount; f++) {
+    if (processParticleFrame(ws, t, rec, offset, f, halves, t.stack, f * g.imageW * g.imageH)) visible++;
+  }
+  return visible;
+}
+
+/**
+ * One frame of one particle: extraction from `pixels` (frame f of the tilt series starts at
+ * `pixelOffset`; a caller holding one frame at a time passes it with offset 0), CTF·dose
+ * premultiplication, aberration and noise weighting, insertion. Returns false (and does nothing)
+ * when the particle is not visible in the frame.
+ */
+export function processParticleFrame(
+  ws: KernelWorkspace,
+  t: TomogramTables,
+  rec: Float64Array,
+  offset: number,
+  f: number,
+  halves: Accumulator[],
+  pixels: Float32Array,
+  pixelOffset: number,
+): boolean {
   const { opts } = ws;
   const { s, bin } = opts;
   const sh = (s >> 1) + 1;
@@ -155,65 +179,61 @@ export function processParticle(
   const Wt = ws.sliceWeight;
   const M = ws.insertion;
   const acc = halves[half];
-  let visible = 0;
-  for (let f = 0; f < g.frameCount; f++) {
-    const Pf = g.projections[f];
-    const tp: Vec3 = hasTraj
-      ? [rec[trajAt + 3 * f], rec[trajAt + 3 * f + 1], rec[trajAt + 3 * f + 2]]
-      : pos;
-    const c = applyPoint4(Pf, tp);
-    if (!isVisible(c[0], c[1], g.imageW, g.imageH, visRadius)) continue;
-    visible++;
-    extractFrameSpectrum(ws.extraction, t.stack, f * g.imageW * g.imageH, g.imageW, g.imageH, c[0], c[1], bin, opts.circleCrop, P);
+  const Pf = g.projections[f];
+  const tp: Vec3 = hasTraj
+    ? [rec[trajAt + 3 * f], rec[trajAt + 3 * f + 1], rec[trajAt + 3 * f + 2]]
+    : pos;
+  const c = applyPoint4(Pf, tp);
+  if (!isVisible(c[0], c[1], g.imageW, g.imageH, visRadius)) return false;
+  extractFrameSpectrum(ws.extraction, pixels, pixelOffset, g.imageW, g.imageH, c[0], c[1], bin, opts.circleCrop, P);
 
-    const ranges = t.xRanges.subarray(f * s, (f + 1) * s);
-    if (opts.doCtf) {
-      // Defocus at the particle's depth uses the static position ([Q22]).
-      const dz = g.hand * g.pixelSize * g.defocusSlope * (applyPoint4(Pf, pos)[2] - applyPoint4(Pf, g.centre)[2]);
-      const base = g.ctf[f];
-      const k = ctfConstants({ ...base, defocusU: base.defocusU + dz, defocusV: base.defocusV + dz }, g.name);
-      drawCtf(k, s, t.binnedPixelSize, ws.ctf, aberr?.even);
-      const dw = t.doseWeights.subarray(f * sh * s, (f + 1) * sh * s);
-      for (let y = 0; y < s; y++) {
-        const R = ranges[y];
-        const row = y * sh;
-        for (let x = 0; x < sh; x++) {
-          const i = row + x;
-          if (x < R) {
-            const cw = Math.fround(Math.fround(SIGN * ws.ctf[i]) * dw[i]);
-            P[2 * i] *= cw;
-            P[2 * i + 1] *= cw;
-            Wt[i] = cw * cw;
-          } else {
-            P[2 * i] = 0;
-            P[2 * i + 1] = 0;
-            Wt[i] = 0;
-          }
+  const ranges = t.xRanges.subarray(f * s, (f + 1) * s);
+  if (opts.doCtf) {
+    // Defocus at the particle's depth uses the static position ([Q22]).
+    const dz = g.hand * g.pixelSize * g.defocusSlope * (applyPoint4(Pf, pos)[2] - applyPoint4(Pf, g.centre)[2]);
+    const base = g.ctf[f];
+    const k = ctfConstants({ ...base, defocusU: base.defocusU + dz, defocusV: base.defocusV + dz }, g.name);
+    drawCtf(k, s, t.binnedPixelSize, ws.ctf, aberr?.even);
+    const dw = t.doseWeights.subarray(f * sh * s, (f + 1) * sh * s);
+    for (let y = 0; y < s; y++) {
+      const R = ranges[y];
+      const row = y * sh;
+      for (let x = 0; x < sh; x++) {
+        const i = row + x;
+        if (x < R) {
+          const cw = Math.fround(Math.fround(SIGN * ws.ctf[i]) * dw[i]);
+          P[2 * i] *= cw;
+          P[2 * i + 1] *= cw;
+          Wt[i] = cw * cw;
+        } else {
+          P[2 * i] = 0;
+          P[2 * i + 1] = 0;
+          Wt[i] = 0;
         }
       }
-    } else {
-      // --no_ctf: weight 1, data negated, no dose weighting nor range zeroing ([Q3]).
-      for (let i = 0; i < P.length; i++) P[i] = -P[i];
-      Wt.fill(1);
     }
-    if (aberr?.odd) applyOddAberration(P, aberr.odd);
-    if (t.noiseWeights) {
-      // Data and weight both multiplied by g ([Q5]); with --no_ctf the weight is g once, not
-      // compounded over particles ([Q4], fixed) because Wt is rebuilt for every frame above.
-      const g = t.noiseWeights.subarray(f * sh * s, (f + 1) * sh * s);
-      for (let i = 0; i < g.length; i++) {
-        P[2 * i] *= g[i];
-        P[2 * i + 1] *= g[i];
-        Wt[i] *= g[i];
-      }
-    }
-    // Insertion matrix M = scaleRatio · P3_f · A.
-    for (let i = 0; i < 3; i++) {
-      for (let j = 0; j < 3; j++) {
-        M[i * 3 + j] = scaleRatio * (Pf[i * 4] * A[j] + Pf[i * 4 + 1] * A[3 + j] + Pf[i * 4 + 2] * A[6 + j]);
-      }
-    }
-    backprojectSlice(acc, s, P, Wt, M, ranges[0]);
+  } else {
+    // --no_ctf: weight 1, data negated, no dose weighting nor range zeroing ([Q3]).
+    for (let i = 0; i < P.length; i++) P[i] = -P[i];
+    Wt.fill(1);
   }
-  return visible;
+  if (aberr?.odd) applyOddAberration(P, aberr.odd);
+  if (t.noiseWeights) {
+    // Data and weight both multiplied by g ([Q5]); with --no_ctf the weight is g once, not
+    // compounded over particles ([Q4], fixed) because Wt is rebuilt for every frame above.
+    const nw = t.noiseWeights.subarray(f * sh * s, (f + 1) * sh * s);
+    for (let i = 0; i < nw.length; i++) {
+      P[2 * i] *= nw[i];
+      P[2 * i + 1] *= nw[i];
+      Wt[i] *= nw[i];
+    }
+  }
+  // Insertion matrix M = scaleRatio · P3_f · A.
+  for (let i = 0; i < 3; i++) {
+    for (let j = 0; j < 3; j++) {
+      M[i * 3 + j] = scaleRatio * (Pf[i * 4] * A[j] + Pf[i * 4 + 1] * A[3 + j] + Pf[i * 4 + 2] * A[6 + j]);
+    }
+  }
+  backprojectSlice(acc, s, P, Wt, M, ranges[0]);
+  return true;
 }
