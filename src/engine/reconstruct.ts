@@ -36,9 +36,6 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
       `${mem.threads || 1} thread(s), estimated peak memory ${(mem.totalBytes / 1024 ** 2).toFixed(0)} MiB`,
   );
   prepareOutputDir(o.o);
-  if (!o.pipelineControl) {
-    writeFileAtomic(path.join(o.o, 'note.txt'), `Command:\n\n${o.commandLine.map((a) => a + ' ').join('')}\n`);
-  }
   const ckptFile = checkpointPath(o.o);
   const fingerprint = runFingerprint(o, plan);
   let halves = zeroHalves(plan.kernel.s);
@@ -85,6 +82,10 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
     );
     // The maps are complete; the sums are no longer needed (with --no_recon they are kept to resume).
     fs.rmSync(ckptFile, { force: true });
+  }
+  // Written last, so that a run that fails leaves the previous run's note.txt as it was.
+  if (!o.pipelineControl) {
+    writeFileAtomic(path.join(o.o, 'note.txt'), `Command:\n\n${o.commandLine.map((a) => a + ' ').join('')}\n`);
   }
   return {
     particles: plan.totalParticles,

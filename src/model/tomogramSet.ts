@@ -117,6 +117,10 @@ function loadTomogram(
   if (!(pixelSize >= 0.001)) {
     throw new TomoError(`${file}: tomogram ${name} has rlnTomoTiltSeriesPixelSize ${pixelSize}; expected a positive pixel size in Å`);
   }
+  const q0 = g.num(t, 'rlnAmplitudeContrast');
+  if (!(q0 >= 0 && q0 <= 1)) {
+    throw new TomoError(`${file}: tomogram ${name} has rlnAmplitudeContrast ${q0}; expected a fraction in [0, 1]`);
+  }
   const tt = new StarTable(tiltBlock);
   if (!tt.has('rlnMicrographPreExposure')) {
     throw new TomoError(`${tiltSource}: tilt table data_${name} has no _rlnMicrographPreExposure column`);
