@@ -15,6 +15,7 @@ import { Progress } from './progress.js';
 import { loadTiltStack, stackBytes } from './tiltStack.js';
 import { noiseWeightStack } from '../physics/noise.js';
 import { Tomogram } from '../model/tomogramSet.js';
+import { PhaseTimes } from './phases.js';
 
 const GiB = 1024 ** 3;
 
@@ -89,6 +90,7 @@ export interface AccumulationState {
   done: Set<number>;
   /** Called after each tomogram's sums were added (checkpointing). */
   onTomogramDone?: (index: number) => void;
+  phases: PhaseTimes;
 }
 
 export async function accumulate(
@@ -100,17 +102,29 @@ export async function accumulate(
   const todo = plan.work.filter((w) => !state.done.has(w.tomogram.index));
   for (const w of plan.work) if (state.done.has(w.tomogram.index)) progress.tick(w.particleCount);
   const engine = threads <= 0 ? new InThreadEngine(plan) : new WorkerEngine(plan, threads, progress);
+  const phases = state.phases;
   try {
     for (const w of todo) {
-      const sums = await engine.run(w, progress);
-      for (const part of sums) {
-        addInto(state.halves[0].data, part[0].data);
-        addInto(state.halves[0].weight, part[0].weight);
-        addInto(state.halves[1].data, part[1].data);
-        addInto(state.halves[1].weight, part[1].weight);
-      }
+      const loaded = phases.time('load', () => {
+        const stack = loadTiltStack(w.tomogram, threads > 0);
+        return { stack, noise: noiseWeightsFor(plan, w.tomogram, stack, threads > 0) };
+      });
+      const sums = await phases.timeAsync('back-projection', () => engine.run(w, loaded.stack, loaded.noise, progress));
+      // Fold every thread's sums into the run's and zero them for the next tomogram.
+      phases.time('back-projection', () => {
+        for (const part of sums) {
+          for (const h of [0, 1]) {
+            const a = part[h];
+            if (!a) continue;
+            addInto(state.halves[h].data, a.data);
+            addInto(state.halves[h].weight, a.weight);
+            a.data.fill(0);
+            a.weight.fill(0);
+          }
+        }
+      });
       state.done.add(w.tomogram.index);
-      state.onTomogramDone?.(w.tomogram.index);
+      if (state.onTomogramDone) phases.time('checkpoints', () => state.onTomogramDone!(w.tomogram.index));
     }
   } finally {
     await engine.close();
@@ -122,24 +136,26 @@ export function zeroHalves(s: number): [Accumulator, Accumulator] {
   return [createAccumulator(s), createAccumulator(s)];
 }
 
-type HalfPair = [Accumulator, Accumulator];
+/** A thread's sums for one tomogram; a half it never touched is null. */
+type HalfPair = [Accumulator | null, Accumulator | null];
 
-/** Back-projects one tomogram and returns its sums (one pair per thread). */
+/** Back-projects one tomogram; returns each thread's accumulators, which the caller folds and zeroes. */
 interface Engine {
-  run(w: TomogramWork, progress: Progress): Promise<HalfPair[]>;
+  run(w: TomogramWork, stack: Float32Array, noise: Float32Array | null, progress: Progress): Promise<HalfPair[]>;
   close(): Promise<void>;
 }
 
 class InThreadEngine implements Engine {
   private readonly ws: KernelWorkspace;
+  private readonly halves: [Accumulator, Accumulator];
   constructor(private readonly plan: RunPlan) {
     this.ws = new KernelWorkspace(plan.kernel);
+    this.halves = zeroHalves(plan.kernel.s);
   }
 
-  async run(w: TomogramWork, progress: Progress): Promise<HalfPair[]> {
-    const halves = zeroHalves(this.plan.kernel.s);
-    const stack = loadTiltStack(w.tomogram, false);
-    const tables = buildTomogramTables(this.plan.kernel, w.geometry, stack, noiseWeightsFor(this.plan, w.tomogram, stack, false));
+  async run(w: TomogramWork, stack: Float32Array, noise: Float32Array | null, progress: Progress): Promise<HalfPair[]> {
+    const halves = this.halves;
+    const tables = buildTomogramTables(this.plan.kernel, w.geometry, stack, noise);
     const len = particleRecordLength(w.geometry.frameCount);
     for (let k = 0; k < w.particleCount; k++) {
       processParticle(this.ws, tables, w.records, k * len, halves);
@@ -152,14 +168,16 @@ class InThreadEngine implements Engine {
 }
 
 /**
- * Worker threads share the tilt stack (SharedArrayBuffer) and claim particles from a shared
- * counter; at the end of each tomogram each hands its sums over (transfer, no copy) and starts
- * from zero again, so the main thread can checkpoint exact sums per tomogram.
+ * Worker threads share the tilt stack (SharedArrayBuffer) and claim particles from shared
+ * counters; their accumulators are shared memory too, so at the end of each tomogram the main
+ * thread folds them into exact per-tomogram sums (for checkpoints) without copies.
  */
 class WorkerEngine implements Engine {
   private readonly workers: Worker[] = [];
+  /** Each thread's shared accumulators by half, as the threads create them. */
+  private readonly accumulators: HalfPair[] = [];
   private failure: Error | null = null;
-  private waiting: { remaining: number; results: HalfPair[]; resolve: () => void } | null = null;
+  private waiting: { remaining: number; resolve: () => void } | null = null;
 
   constructor(
     private readonly plan: RunPlan,
@@ -169,7 +187,8 @@ class WorkerEngine implements Engine {
     const url = new URL('./worker.js', import.meta.url);
     for (let i = 0; i < threads; i++) {
       const w = new Worker(url, { workerData: { kernel: plan.kernel } });
-      w.on('message', (m: WorkerReply) => this.onMessage(m, progress));
+      this.accumulators.push([null, null]);
+      w.on('message', (m: WorkerReply) => this.onMessage(i, m, progress));
       w.on('error', (e) => this.fail(e));
       w.on('exit', (code) => {
         if (code !== 0 && code !== 1) this.fail(new Error(`a worker thread exited with code ${code}`));
@@ -178,18 +197,14 @@ class WorkerEngine implements Engine {
     }
   }
 
-  private onMessage(m: WorkerReply, progress: Progress): void {
+  private onMessage(thread: number, m: WorkerReply, progress: Progress): void {
     if (m.type === 'progress') {
       progress.tick(m.particles);
     } else if (m.type === 'tomogramDone') {
       progress.tick(m.particles);
-      const b = m.buffers;
+      for (const h of [0, 1]) this.accumulators[thread][h] ??= m.created[h];
       const wait = this.waiting;
       if (!wait) return;
-      wait.results.push([
-        { data: b[0], weight: b[1] },
-        { data: b[2], weight: b[3] },
-      ]);
       if (--wait.remaining === 0) {
         this.waiting = null;
         wait.resolve();
@@ -206,30 +221,39 @@ class WorkerEngine implements Engine {
     wait?.resolve();
   }
 
-  async run(w: TomogramWork): Promise<HalfPair[]> {
+  async run(w: TomogramWork, stack: Float32Array, noise: Float32Array | null): Promise<HalfPair[]> {
     if (this.failure) throw this.failure;
-    const stack = loadTiltStack(w.tomogram, true);
-    const noise = noiseWeightsFor(this.plan, w.tomogram, stack, true);
     const records = new Float64Array(new SharedArrayBuffer(w.records.byteLength));
     records.set(w.records);
-    const counter = new Int32Array(new SharedArrayBuffer(4));
-    const results: HalfPair[] = [];
+    const len = particleRecordLength(w.geometry.frameCount);
+    // Half-1 particles first, then half 2 (the half is the first number of each record).
+    const order = new Int32Array(new SharedArrayBuffer(4 * w.particleCount));
+    let split = 0;
+    for (let k = 0; k < w.particleCount; k++) if (w.records[k * len] === 0) order[split++] = k;
+    let j = split;
+    for (let k = 0; k < w.particleCount; k++) if (w.records[k * len] !== 0) order[j++] = k;
+    const counters = new Int32Array(new SharedArrayBuffer(8));
     await new Promise<void>((resolve) => {
-      this.waiting = { remaining: this.workers.length, results, resolve };
-      const msg: TomogramMessage = {
-        type: 'tomogram',
-        geometry: w.geometry,
-        stack,
-        noise,
-        records,
-        recordLength: particleRecordLength(w.geometry.frameCount),
-        count: w.particleCount,
-        counter,
-      };
-      for (const worker of this.workers) worker.postMessage(msg);
+      this.waiting = { remaining: this.workers.length, resolve };
+      this.workers.forEach((worker, i) => {
+        const msg: TomogramMessage = {
+          type: 'tomogram',
+          geometry: w.geometry,
+          stack,
+          noise,
+          records,
+          recordLength: len,
+          order,
+          split,
+          count: w.particleCount,
+          counters,
+          home: this.plan.hasHalfSets ? ((i % 2) as 0 | 1) : 0,
+        };
+        worker.postMessage(msg);
+      });
     });
     if (this.failure) throw this.failure;
-    return results;
+    return this.accumulators;
   }
 
   async close(): Promise<void> {

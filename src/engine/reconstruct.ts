@@ -14,8 +14,10 @@ import { Progress } from './progress.js';
 import { writeOutputs } from './outputs.js';
 import { symmetriseHalves } from './symmetry.js';
 import { symmetryOps } from '../geometry/symmetry.js';
+import { PhaseTimes } from './phases.js';
 
 export interface RunSummary {
+  phases: Record<string, number>;
   particles: number;
   tomograms: number;
   threads: number;
@@ -28,7 +30,8 @@ export type Logger = (line: string) => void;
 export async function reconstruct(o: ReconstructOptions, log: Logger = () => {}): Promise<RunSummary> {
   const t0 = Date.now();
   validateOptions(o);
-  const plan = planRun(o);
+  const phases = new PhaseTimes();
+  const plan = phases.time('read inputs', () => planRun(o));
   for (const w of plan.warnings) log(`warning: ${w}`);
   const mem = planMemory(plan, o);
   log(
@@ -59,6 +62,7 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   const result = await accumulate(plan, mem.threads, progress, {
     halves,
     done,
+    phases,
     onTomogramDone: o.noBackup ? undefined : () => writeCheckpoint(ckptFile, { fingerprint, done: [...done], halves }),
   });
   progress.finish();
@@ -66,8 +70,10 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   if (!o.noRecon) {
     const ops = symmetryOps(o.sym, o.nrHelicalAsu, o.helicalTwist, o.helicalRise, plan.outputPixelSize);
     if (ops.length > 0) log(`symmetrising with ${ops.length + 1} operators (${o.sym}${o.nrHelicalAsu > 1 ? `, ${o.nrHelicalAsu} helical units` : ''})`);
-    const symmetrised = await symmetriseHalves(result.halves, plan.kernel.s, ops, mem.threads > 0 ? o.j : 0, plan.hasHalfSets);
-    await writeOutputs(
+    const symmetrised = await phases.timeAsync('symmetrisation', () =>
+      symmetriseHalves(result.halves, plan.kernel.s, ops, mem.threads > 0 ? o.j : 0, plan.hasHalfSets),
+    );
+    await phases.timeAsync('finalisation', () => writeOutputs(
       symmetrised,
       plan.hasHalfSets,
       {
@@ -79,7 +85,7 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
         outDir: o.o,
       },
       mem.threads > 0 ? mem.finaliseThreads : 0,
-    );
+    ));
     // The maps are complete; the sums are no longer needed (with --no_recon they are kept to resume).
     fs.rmSync(ckptFile, { force: true });
   }
@@ -87,7 +93,9 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   if (!o.pipelineControl) {
     writeFileAtomic(path.join(o.o, 'note.txt'), `Command:\n\n${o.commandLine.map((a) => a + ' ').join('')}\n`);
   }
+  log(`time per phase: ${phases}; peak memory (RSS) ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
   return {
+    phases: phases.toJSON(),
     particles: plan.totalParticles,
     tomograms: plan.work.length,
     threads: mem.threads,

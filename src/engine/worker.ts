@@ -1,11 +1,17 @@
 /**
- * Worker thread of the local engine: claims particles of the current tomogram from a shared
- * counter (dynamic balancing), sums them into its own accumulator pair (two half sets), and hands
- * the sums back when the tomogram is done by transferring the buffers.
+ * Worker thread of the local engine: claims particles of the current tomogram from shared
+ * counters (dynamic balancing) and sums them into its own accumulators, which live in shared
+ * memory: after each tomogram the main thread adds them to the run's sums and zeroes them while
+ * the threads wait, so nothing is copied or reallocated between tomograms.
+ *
+ * Each thread has a home half set and takes that half's particles first: with two or more threads
+ * most threads then touch one half accumulator instead of two, which halves their memory and the
+ * cache traffic of the insertion. A thread whose half runs out helps with the other one, creating
+ * that accumulator only then.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isTomoError } from '../errors.js';
-import { createAccumulator } from '../recon/backproject.js';
+import { Accumulator } from '../recon/backproject.js';
 import { KernelOptions, KernelWorkspace, TomogramGeometry, buildTomogramTables, processParticle } from '../recon/particleKernel.js';
 
 export interface TomogramMessage {
@@ -15,41 +21,62 @@ export interface TomogramMessage {
   noise: Float32Array | null;
   records: Float64Array;
   recordLength: number;
+  /** Particle indices, half-1 particles first: order[0, split) are half 1, order[split, count) half 2. */
+  order: Int32Array;
+  split: number;
   count: number;
-  counter: Int32Array;
+  /** Next unclaimed position in each half's list. */
+  counters: Int32Array;
+  home: 0 | 1;
 }
 
 export type WorkerReply =
   | { type: 'progress'; particles: number }
-  | { type: 'tomogramDone'; particles: number; buffers: Float64Array[] }
+  /** `created`: accumulators this thread allocated during the tomogram (shared memory), by half. */
+  | { type: 'tomogramDone'; particles: number; created: (Accumulator | null)[] }
   | { type: 'error'; message: string; tomo: boolean; stack?: string };
 
 const port = parentPort!;
 const kernel = workerData.kernel as KernelOptions;
 const ws = new KernelWorkspace(kernel);
+const halves: (Accumulator | null)[] = [null, null];
+
+function sharedAccumulator(s: number): Accumulator {
+  const n = ((s >> 1) + 1) * s * s;
+  return {
+    data: new Float64Array(new SharedArrayBuffer(16 * n)),
+    weight: new Float64Array(new SharedArrayBuffer(8 * n)),
+  };
+}
 
 port.on('message', (msg: TomogramMessage) => {
   try {
     if (msg.type === 'tomogram') {
-      const halves = [createAccumulator(kernel.s), createAccumulator(kernel.s)];
+      const created: (Accumulator | null)[] = [null, null];
       const tables = buildTomogramTables(kernel, msg.geometry, msg.stack, msg.noise);
+      const ranges = [
+        [0, msg.split],
+        [msg.split, msg.count],
+      ];
       let pending = 0;
       let last = Date.now();
-      for (;;) {
-        const k = Atomics.add(msg.counter, 0, 1);
-        if (k >= msg.count) break;
-        processParticle(ws, tables, msg.records, k * msg.recordLength, halves);
-        pending++;
-        const now = Date.now();
-        if (now - last > 200) {
-          port.postMessage({ type: 'progress', particles: pending });
-          pending = 0;
-          last = now;
+      for (const h of [msg.home, 1 - msg.home]) {
+        const [begin, end] = ranges[h];
+        for (;;) {
+          const k = begin + Atomics.add(msg.counters, h, 1);
+          if (k >= end) break;
+          if (!halves[h]) halves[h] = created[h] = sharedAccumulator(kernel.s);
+          processParticle(ws, tables, msg.records, msg.order[k] * msg.recordLength, halves as Accumulator[]);
+          pending++;
+          const now = Date.now();
+          if (now - last > 200) {
+            port.postMessage({ type: 'progress', particles: pending });
+            pending = 0;
+            last = now;
+          }
         }
       }
-      // Hand this tomogram's sums over (transferred, not copied) so they can be checkpointed.
-      const buffers = halves.flatMap((h) => [h.data, h.weight]);
-      port.postMessage({ type: 'tomogramDone', particles: pending, buffers }, buffers.map((b) => b.buffer as ArrayBuffer));
+      port.postMessage({ type: 'tomogramDone', particles: pending, created });
     }
   } catch (e) {
     port.postMessage({ type: 'error', message: (e as Error).message, tomo: isTomoError(e), stack: (e as Error).stack });

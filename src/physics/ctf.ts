@@ -75,7 +75,8 @@ export function ctfValue(k: CtfConstants, X: number, Y: number, gamma0 = 0): num
 
 /**
  * CTF::draw(s, s, pixelSize, γ0, dest): float image on the sh×s half grid, X = x/(s·px), Y = σ(y)/(s·px).
- * `gamma0` (optional) is an sh×s array of even-aberration phases.
+ * `gamma0` (optional) is an sh×s array of even-aberration phases. With `rowLimits`, row y is only
+ * drawn for x < rowLimits[y] (the rest is not used by the caller and left as it was).
  */
 export function drawCtf(
   k: CtfConstants,
@@ -83,13 +84,15 @@ export function drawCtf(
   pixelSize: number,
   out: Float32Array,
   gamma0?: Float64Array | null,
+  rowLimits?: Int32Array,
 ): Float32Array {
   const sh = (s >> 1) + 1;
   const inv = 1 / (s * pixelSize);
   for (let y = 0; y < s; y++) {
     const yy = y < s / 2 ? y : y - s;
     const Y = yy * inv;
-    for (let x = 0; x < sh; x++) {
+    const xEnd = rowLimits ? Math.min(sh, rowLimits[y]) : sh;
+    for (let x = 0; x < xEnd; x++) {
       const i = y * sh + x;
       out[i] = ctfValue(k, x * inv, Y, gamma0 ? gamma0[i] : 0);
     }

@@ -193,7 +193,7 @@ export function processParticleFrame(
     const dz = g.hand * g.pixelSize * g.defocusSlope * (applyPoint4(Pf, pos)[2] - applyPoint4(Pf, g.centre)[2]);
     const base = g.ctf[f];
     const k = ctfConstants({ ...base, defocusU: base.defocusU + dz, defocusV: base.defocusV + dz }, g.name);
-    drawCtf(k, s, t.binnedPixelSize, ws.ctf, aberr?.even);
+    drawCtf(k, s, t.binnedPixelSize, ws.ctf, aberr?.even, ranges);
     const dw = t.doseWeights.subarray(f * sh * s, (f + 1) * sh * s);
     for (let y = 0; y < s; y++) {
       const R = ranges[y];
