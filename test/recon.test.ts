@@ -346,11 +346,31 @@ describe('finalisation', () => {
     for (let z = 0; z < s; z++) for (let y = 0; y < s; y++) for (let x = 0; x < sh; x++) W[(z * s + y) * sh + x] = val(x, y, z);
     const H = weightToCentredFull(W, s);
     const at = (kx: number, ky: number, kz: number): number => H[((kz + 4) * s + (ky + 4)) * s + (kx + 4)];
-    expect(at(2, -1, 3)).toBe(val(2, -1, 3));
-    expect(at(-2, 1, -3)).toBe(val(2, -1, 3));
-    expect(at(0, 0, 0)).toBe(val(0, 0, 0));
+    const f = Math.fround;
+    expect(at(2, -1, 3)).toBe(f(val(2, -1, 3)));
+    expect(at(-2, 1, -3)).toBe(f(val(2, -1, 3)));
+    expect(at(0, 0, 0)).toBe(f(val(0, 0, 0)));
     // Nyquist plane kx = −4: later writes win; the mate write from (4, −ky, −kz) lands after (4, ky, kz) when
     // (−ky, −kz) comes later in z-major order.
-    expect(at(-4, 1, 1)).toBe(val(4, -1, -1));
+    expect(at(-4, 1, 1)).toBe(f(val(4, -1, -1)));
+  });
+
+  it('the weight layout equals RELION’s two-step construction (full array with later writes winning, then centring)', () => {
+    const s2 = 10;
+    const sh2 = 6;
+    const r = rng(31);
+    const W = Float64Array.from({ length: sh2 * s2 * s2 }, () => r());
+    const full = new Float64Array(s2 * s2 * s2);
+    for (let z = 0; z < s2; z++) for (let y = 0; y < s2; y++) for (let x = 0; x < sh2; x++) {
+      const v = W[(z * s2 + y) * sh2 + x];
+      full[(z * s2 + y) * s2 + x] = v;
+      if (x > 0) full[(((s2 - z) % s2) * s2 + ((s2 - y) % s2)) * s2 + (s2 - x)] = v;
+    }
+    const H = weightToCentredFull(W, s2);
+    const c = s2 - s2 / 2;
+    for (let z = 0; z < s2; z++) for (let y = 0; y < s2; y++) for (let x = 0; x < s2; x++) {
+      const ref = full[(((z + c) % s2) * s2 + ((y + c) % s2)) * s2 + ((x + c) % s2)];
+      expect(H[(z * s2 + y) * s2 + x]).toBe(Math.fround(ref));
+    }
   });
 });

@@ -47,21 +47,19 @@ export function runFingerprint(o: ReconstructOptions, plan: RunPlan): string {
 export function writeCheckpoint(file: string, c: Checkpoint): void {
   const header = Buffer.from(JSON.stringify({ fingerprint: c.fingerprint, done: c.done }), 'utf8');
   const headerPadded = Math.ceil((16 + header.length) / 8) * 8;
-  const arrays = c.halves.flatMap((h) => [h.data, h.weight]);
-  const total = headerPadded + arrays.reduce((n, a) => n + 8 + a.byteLength, 0);
-  const buf = Buffer.alloc(total);
-  buf.write(MAGIC, 0, 'latin1');
-  buf.writeUInt32LE(header.length, 8);
-  header.copy(buf, 16);
-  let off = headerPadded;
-  for (const a of arrays) {
-    buf.writeDoubleLE(a.length, off);
-    off += 8;
-    Buffer.from(a.buffer, a.byteOffset, a.byteLength).copy(buf, off);
-    off += a.byteLength;
+  const head = Buffer.alloc(headerPadded);
+  head.write(MAGIC, 0, 'latin1');
+  head.writeUInt32LE(header.length, 8);
+  header.copy(head, 16);
+  // The sums are written straight from their arrays (little-endian hosts, as everywhere here).
+  const chunks: Uint8Array[] = [head];
+  for (const a of c.halves.flatMap((h) => [h.data, h.weight])) {
+    const len = Buffer.alloc(8);
+    len.writeDoubleLE(a.length);
+    chunks.push(len, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   }
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeFileAtomic(file, buf);
+  writeFileAtomic(file, chunks);
 }
 
 /** Null when there is no checkpoint; a TomoError when the file is damaged. */

@@ -25,24 +25,26 @@ export function outputNames(hasHalfSets: boolean, cropping: boolean): string[] {
   return tags.flatMap((t) => [`data_${t}.mrc`, `weight_${t}.mrc`, ...(cropping ? [`${t}_full.mrc`] : []), `${t}.mrc`]);
 }
 
-/** Reconstructs and writes one tag from its data and weight sums. Returns the final map. */
-export function writeTag(tag: string, acc: Accumulator, o: FinaliseOptions): Float64Array {
+/**
+ * Reconstructs and writes one tag from its data and weight sums; `acc` is consumed (its data
+ * array is reused as work space), so a tag needs only its sums plus one s³ volume.
+ */
+export function writeTag(tag: string, acc: Accumulator, o: FinaliseOptions): void {
   const { s } = o;
   const out = (name: string): string => path.join(o.outDir, name);
-  const data = griddingCorrect(acc.data, s);
-  writeMrc(out(`data_${tag}.mrc`), data, s, s, s, o.pixelSize);
   writeMrc(out(`weight_${tag}.mrc`), weightToCentredFull(acc.weight, s), s, s, s, o.pixelSize);
-  const corrected = divideByWeight(data, acc.weight, s, o.snr);
+  const V = griddingCorrect(acc.data, s, true);
+  writeMrc(out(`data_${tag}.mrc`), V, s, s, s, o.pixelSize);
+  const corrected = divideByWeight(V, acc.weight, s, o.snr, acc.data, V);
   if (o.crop > 0 && o.crop < s) {
     writeMrc(out(`${tag}_full.mrc`), corrected, s, s, s, o.pixelSize);
     const { map, n } = centreCrop(corrected, s, o.crop);
     taper(map, n, o.taper);
     writeMrc(out(`${tag}.mrc`), map, n, n, n, o.pixelSize);
-    return map;
+    return;
   }
   taper(corrected, s, o.taper);
   writeMrc(out(`${tag}.mrc`), corrected, s, s, s, o.pixelSize);
-  return corrected;
 }
 
 /**

@@ -63,7 +63,13 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
     halves,
     done,
     phases,
-    onTomogramDone: o.noBackup ? undefined : () => writeCheckpoint(ckptFile, { fingerprint, done: [...done], halves }),
+    // No checkpoint after the last tomogram when the maps follow at once (a crash while writing
+    // them redoes one tomogram); with --no_recon the sums are the result, so they are written.
+    onTomogramDone: o.noBackup
+      ? undefined
+      : () => {
+          if (o.noRecon || done.size < plan.work.length) writeCheckpoint(ckptFile, { fingerprint, done: [...done], halves });
+        },
   });
   progress.finish();
   log(`back-projected ${result.tomogramsProcessed} tomogram(s) in this run`);

@@ -10,10 +10,13 @@ export function stackBytes(t: Tomogram): number {
   return t.imageW * t.imageH * t.frameCount * 4;
 }
 
-export function loadTiltStack(t: Tomogram, shared: boolean): Float32Array {
+/**
+ * Loads the stack into `into` (reused across tomograms: the largest stack's size, possibly shared
+ * memory) or into a new array; returns the view holding exactly this tilt series.
+ */
+export function loadTiltStack(t: Tomogram, into?: Float32Array): Float32Array {
   const frameSize = t.imageW * t.imageH;
-  const buffer = shared ? new SharedArrayBuffer(frameSize * t.frameCount * 4) : new ArrayBuffer(frameSize * t.frameCount * 4);
-  const stack = new Float32Array(buffer);
+  const stack = into ? into.subarray(0, frameSize * t.frameCount) : new Float32Array(frameSize * t.frameCount);
   const headers = new Map<string, MrcHeader>();
   let f = 0;
   while (f < t.frameCount) {
@@ -26,7 +29,7 @@ export function loadTiltStack(t: Tomogram, shared: boolean): Float32Array {
       h = readMrcHeader(path);
       headers.set(path, h);
     }
-    const data = readMrcSections(path, section, n, h);
+    const data = readMrcSections(path, section, n, h, stack.subarray(f * frameSize, (f + n) * frameSize));
     for (let i = 0; i < data.length; i++) {
       if (!Number.isFinite(data[i])) {
         const z = Math.floor(i / frameSize);
@@ -36,7 +39,6 @@ export function loadTiltStack(t: Tomogram, shared: boolean): Float32Array {
         );
       }
     }
-    stack.set(data, f * frameSize);
     f += n;
   }
   return stack;

@@ -20,8 +20,9 @@ export function fsReason(e: unknown): string {
  * and the temporary file is then renamed over the target. On any failure the temporary file is
  * removed and an existing target is left untouched.
  */
-export function writeFileAtomic(target: string, data: Uint8Array | string): void {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+export function writeFileAtomic(target: string, data: Uint8Array | string | Uint8Array[]): void {
+  // Several chunks are written one after the other, so large outputs need no concatenated copy.
+  const chunks = Array.isArray(data) ? data : [typeof data === 'string' ? Buffer.from(data, 'utf8') : data];
   const dir = path.dirname(target);
   const tmp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   let fd: number | null = null;
@@ -31,9 +32,11 @@ export function writeFileAtomic(target: string, data: Uint8Array | string): void
     created = true;
     // writeSync may write less than asked (and is limited to 2 GiB per call): loop.
     const maxChunk = 1 << 30;
-    let done = 0;
-    while (done < bytes.length) {
-      done += fs.writeSync(fd, bytes, done, Math.min(maxChunk, bytes.length - done));
+    for (const bytes of chunks) {
+      let done = 0;
+      while (done < bytes.length) {
+        done += fs.writeSync(fd, bytes, done, Math.min(maxChunk, bytes.length - done));
+      }
     }
     fs.fsyncSync(fd);
     fs.closeSync(fd);

@@ -202,13 +202,14 @@ function decode(src: Uint8Array, count: number, mode: number, le: boolean, out: 
   }
 }
 
-/** Reads `voxels` voxels starting at byte `position` into a new float32 array. */
-function readVoxels(fd: number, h: MrcHeader, position: number, voxels: number): Float32Array {
-  const out = new Float32Array(voxels);
+/** Reads `voxels` voxels starting at byte `position` into `into` (or a new float32 array). */
+function readVoxels(fd: number, h: MrcHeader, position: number, voxels: number, into?: Float32Array): Float32Array {
+  if (into && into.length < voxels) throw new RangeError(`readVoxels: target holds ${into.length} values, ${voxels} needed`);
+  const out = into ? into.subarray(0, voxels) : new Float32Array(voxels);
   const bpv = BYTES_PER_VOXEL[h.mode];
   if (h.mode === 2 && h.littleEndian === HOST_LE) {
     // Native float32: read straight into the result, no conversion.
-    readFully(fd, new Uint8Array(out.buffer), position, h.path);
+    readFully(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), position, h.path);
     return out;
   }
   // Otherwise convert chunk by chunk through one reusable buffer.
@@ -238,16 +239,17 @@ export function readMrc(path: string): { header: MrcHeader; data: Float32Array }
 
 /**
  * Reads sections (z slices / stack images) [z0, z0 + count) only, with positioned reads.
- * `header` may be passed to skip re-reading it (it must belong to `path`).
+ * `header` may be passed to skip re-reading it (it must belong to `path`); with `into` the
+ * voxels are read into that array (from its start) instead of a new one.
  */
-export function readMrcSections(path: string, z0: number, count: number, header?: MrcHeader): Float32Array {
+export function readMrcSections(path: string, z0: number, count: number, header?: MrcHeader, into?: Float32Array): Float32Array {
   return withFd(path, (fd) => {
     const h = header ?? readHeaderFd(fd, path);
     if (!Number.isInteger(z0) || !Number.isInteger(count) || z0 < 0 || count < 0 || z0 + count > h.nz) {
       throw new TomoError(`${path}: sections ${z0} to ${z0 + count - 1} requested, but the file has sections 0 to ${h.nz - 1}`);
     }
     const section = h.nx * h.ny;
-    return readVoxels(fd, h, h.dataOffset + z0 * section * BYTES_PER_VOXEL[h.mode], count * section);
+    return readVoxels(fd, h, h.dataOffset + z0 * section * BYTES_PER_VOXEL[h.mode], count * section, into);
   });
 }
 

@@ -668,9 +668,10 @@ export function rfft3(
 /**
  * Half-complex to real 3-D with FFTW c2r semantics: the result is Re of the full inverse DFT of the
  * Hermitian extension, so imaginary parts on the x=0 and x=w/2 planes are effectively ignored
- * after the y/z transforms. Input not modified.
+ * after the y/z transforms. Input not modified, unless `destroyInput` (then it is used as the
+ * work array, which saves a copy of the whole spectrum).
  */
-export function irfft3(input: Float64Array, w: number, h: number, d: number, out?: Float64Array): Float64Array {
+export function irfft3(input: Float64Array, w: number, h: number, d: number, out?: Float64Array, destroyInput = false): Float64Array {
   checkLength(w, 'width');
   checkLength(h, 'height');
   checkLength(d, 'depth');
@@ -684,7 +685,7 @@ export function irfft3(input: Float64Array, w: number, h: number, d: number, out
     rp.inverse(input, 0, res, 0);
     return res;
   }
-  const work = input.slice(0, 2 * wh * h * d);
+  const work = destroyInput ? input : input.slice(0, 2 * wh * h * d);
   axisPass(work, d, wh * h, 1, 1);
   axisPass(work, h, wh, d, 1);
   for (let r = 0; r < rows; r++) rp.inverse(work, 2 * r * wh, res, r * w);

@@ -7,11 +7,12 @@ import { irfft3, rfft3 } from './fft.js';
 
 /**
  * griddingCorrect3D_sinc2: (−1)^(x+y+z) phase (real-space origin to the box centre), unitary c2r,
- * then division by sinc²(r/w). Returns the s³ "data" map; `data` is not modified.
+ * then division by sinc²(r/w). Returns the s³ "data" map; `data` is not modified unless
+ * `consumeInput` (then it is used as work space and holds garbage afterwards).
  */
-export function griddingCorrect(data: Float64Array, s: number): Float64Array {
+export function griddingCorrect(data: Float64Array, s: number, consumeInput = false): Float64Array {
   const sh = (s >> 1) + 1;
-  const phased = new Float64Array(data.length);
+  const phased = consumeInput ? data : new Float64Array(data.length);
   for (let z = 0; z < s; z++) {
     for (let y = 0; y < s; y++) {
       for (let x = 0; x < sh; x++) {
@@ -22,25 +23,29 @@ export function griddingCorrect(data: Float64Array, s: number): Float64Array {
       }
     }
   }
-  const V = irfft3(phased, s, s, s);
+  const V = irfft3(phased, s, s, s, undefined, true);
   const norm = 1 / Math.pow(s, 1.5);
   const w = 2 * (sh - 1);
   const cx = Math.floor(w / 2);
   const c = Math.floor(s / 2);
+  // The correction depends on the integer r² only: one table instead of a sqrt and a sin per voxel.
+  const maxR2 = (s - cx) * (s - cx) + 2 * (s - c) * (s - c) + 1;
+  const factor = new Float64Array(Math.max(maxR2, cx * cx + 2 * c * c + 1));
+  for (let r2 = 0; r2 < factor.length; r2++) {
+    if (r2 === 0) {
+      factor[r2] = norm;
+      continue;
+    }
+    const t = Math.sqrt(r2) / w;
+    const sinc = Math.sin(Math.PI * t) / (Math.PI * t);
+    const q = sinc * sinc;
+    factor[r2] = q < 0.01 || t > 1 ? norm / 0.01 : norm / q;
+  }
   for (let z = 0; z < s; z++) {
     for (let y = 0; y < s; y++) {
-      for (let x = 0; x < s; x++) {
-        const i = (z * s + y) * s + x;
-        const r = Math.sqrt((x - cx) * (x - cx) + (y - c) * (y - c) + (z - c) * (z - c));
-        let v = V[i] * norm;
-        if (r > 0) {
-          const t = r / w;
-          const sinc = Math.sin(Math.PI * t) / (Math.PI * t);
-          const q = sinc * sinc;
-          v = q < 0.01 || t > 1 ? v / 0.01 : v / q;
-        }
-        V[i] = v;
-      }
+      const ryz = (y - c) * (y - c) + (z - c) * (z - c);
+      const row = (z * s + y) * s;
+      for (let x = 0; x < s; x++) V[row + x] *= factor[(x - cx) * (x - cx) + ryz];
     }
   }
   return V;
@@ -78,11 +83,19 @@ export function radialAverage3D(W: Float64Array, s: number): Float64Array {
 /**
  * CTF/weight division of the data map V (s³): Wiener F/(W + 1/SNR) when snr > 0, otherwise
  * RELION's heuristic F/max(W, 0.001·⟨W⟩(r)) with everything at |k| ≥ s/2 zeroed ([Q26]).
+ * `spectrum` (2·sh·s² doubles) and `out` (s³, may be V itself) avoid allocating the two volumes.
  */
-export function divideByWeight(V: Float64Array, W: Float64Array, s: number, snr: number): Float64Array {
+export function divideByWeight(
+  V: Float64Array,
+  W: Float64Array,
+  s: number,
+  snr: number,
+  spectrum?: Float64Array,
+  out?: Float64Array,
+): Float64Array {
   const sh = (s >> 1) + 1;
   const norm = 1 / Math.pow(s, 1.5);
-  const F = rfft3(V, s, s, s);
+  const F = rfft3(V, s, s, s, spectrum);
   if (snr > 0) {
     const reg = 1 / snr;
     for (let i = 0; i < W.length; i++) {
@@ -121,9 +134,9 @@ export function divideByWeight(V: Float64Array, W: Float64Array, s: number, snr:
       }
     }
   }
-  const out = irfft3(F, s, s, s);
-  for (let i = 0; i < out.length; i++) out[i] *= norm;
-  return out;
+  const res = irfft3(F, s, s, s, out, true);
+  for (let i = 0; i < res.length; i++) res[i] *= norm;
+  return res;
 }
 
 /**
@@ -175,36 +188,28 @@ export function centreCrop(img: Float64Array, s: number, crop: number): { map: F
 }
 
 /**
- * fftwHalfToHumanFull: half-layout weight (sh×s×s) to a full s³ array with the zero frequency at
- * voxel (s/2, s/2, s/2). The write order matters on the Nyquist plane x = s/2 ([Q27]).
+ * fftwHalfToHumanFull: half-layout weight (sh×s×s) to a full s³ array (float32, as written) with
+ * the zero frequency at voxel (s/2, s/2, s/2) (even s). Each output voxel reads its source
+ * directly: x < s/2 from the direct write, x > s/2 from the Friedel mate, and on the Nyquist
+ * plane x = s/2, where RELION writes both, whichever write comes later in its z, y, x loop ([Q27]).
  */
-export function weightToCentredFull(W: Float64Array, s: number): Float64Array {
+export function weightToCentredFull(W: Float64Array, s: number, out = new Float32Array(s * s * s)): Float32Array {
   const sh = (s >> 1) + 1;
-  const wd = 2 * (sh - 1);
-  const full = new Float64Array(wd * s * s);
+  const half = s >> 1;
   for (let z = 0; z < s; z++) {
+    const fz = (z + s - half) % s;
+    const mz = (s - fz) % s;
     for (let y = 0; y < s; y++) {
-      for (let x = 0; x < sh; x++) {
-        const v = W[(z * s + y) * sh + x];
-        full[(z * s + y) * wd + (x % wd)] = v;
-        if (x > 0) {
-          const xm = wd - x;
-          const ym = (s - y) % s;
-          const zm = (s - z) % s;
-          full[(zm * s + ym) * wd + xm] = v;
-        }
-      }
-    }
-  }
-  const cw = wd - Math.floor(wd / 2);
-  const c = s - Math.floor(s / 2);
-  const out = new Float64Array(wd * s * s);
-  for (let z = 0; z < s; z++) {
-    const fz = (z + c) % s;
-    for (let y = 0; y < s; y++) {
-      const fy = (y + c) % s;
-      for (let x = 0; x < wd; x++) {
-        out[(z * s + y) * wd + x] = full[(fz * s + fy) * wd + ((x + cw) % wd)];
+      const fy = (y + s - half) % s;
+      const my = (s - fy) % s;
+      const row = (z * s + y) * s;
+      for (let x = 0; x < s; x++) {
+        const fx = (x + s - half) % s;
+        let v: number;
+        if (fx < half) v = W[(fz * s + fy) * sh + fx];
+        else if (fx > half) v = W[(mz * s + my) * sh + (s - fx)];
+        else v = W[(mz * s + my > fz * s + fy ? mz * s + my : fz * s + fy) * sh + half];
+        out[row + x] = v;
       }
     }
   }
