@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: end-to-end and per-stage timings on the reference dataset shape of the
+ * performance issue (2 tomograms × 50 particles, 41 tilts ±60° in 3° steps, 640×640 px at
+ * 2 Å/px, with motion), generated once with `tomorecon simulate` (fixed seed) into .bench-cache/.
+ *
+ *   npm run bench                 both boxes, 5 runs each
+ *   npm run bench -- --runs 3 --boxes 64
+ *
+ * Prints a table and writes .bench-cache/results-<time>.json for comparisons between runs.
+ */
+import { spawnSync, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CACHE = path.join(ROOT, '.bench-cache');
+const CLI = path.join(ROOT, 'bin/tomorecon.js');
+const args = process.argv.slice(2);
+const flag = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const RUNS = Number(flag('runs', '5'));
+const BOXES = flag('boxes', '64,128').split(',').map(Number);
+const THREADS = ['--j', '2', '--j_out', '2', '--j_in', '1'];
+
+// RELION 5.0.1 on this machine type (the issue's reference figures).
+const RELION = { 64: { wall: 1.05, rssMB: 243 }, 128: { wall: 3.41, rssMB: 396 } };
+
+if (!fs.existsSync(path.join(ROOT, 'dist/src/cli/main.js'))) {
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
+}
+const dist = (p) => import(path.join(ROOT, 'dist/src', p));
+
+const PARAMS = {
+  seed: 2024, tomos: 2, particles: 50, tiltRange: 60, tiltStep: 3, image: [640, 640], tomoSize: [640, 640, 200],
+  pixel: 2, box: 64, motion: true,
+};
+const dataset = path.join(CACHE, 'ds-2x50-41tilts-640');
+const stamp = path.join(dataset, 'bench-params.json');
+if (!fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== JSON.stringify(PARAMS)) {
+  fs.rmSync(dataset, { recursive: true, force: true });
+  const { simulateDataset } = await dist('simulate/dataset.js');
+  const { SIM_DEFAULTS } = await dist('simulate/params.js');
+  process.stderr.write(`simulating the benchmark dataset into ${dataset} …\n`);
+  simulateDataset({ ...SIM_DEFAULTS, ...PARAMS }, dataset);
+  fs.writeFileSync(stamp, JSON.stringify(PARAMS));
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const results = { date: new Date().toISOString(), host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, runs: RUNS, endToEnd: [], stages: {} };
+
+// ---------------------------------------------------------------- end to end
+const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-bench-'));
+const particleTilts = PARAMS.tomos * PARAMS.particles * (2 * (PARAMS.tiltRange / PARAMS.tiltStep) + 1);
+for (const b of BOXES) {
+  const walls = [];
+  const rss = [];
+  let phases = '';
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = process.hrtime.bigint();
+    const res = spawnSync(process.execPath, [CLI, 'reconstruct', '--i', 'optimisation_set.star', '--b', String(b), ...THREADS, '--o', path.join(out, `b${b}`)], {
+      cwd: dataset,
+      encoding: 'utf8',
+    });
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (res.status !== 0) throw new Error(`reconstruct --b ${b} failed:\n${res.stderr}`);
+    walls.push(wall);
+    const m = /peak memory \(RSS\) (\d+) MiB/.exec(res.stderr);
+    rss.push(m ? Number(m[1]) * 1.048576 : NaN);
+    phases = /time per phase: ([^;]*)/.exec(res.stderr)?.[1] ?? '';
+  }
+  const row = {
+    box: b,
+    wallMedianS: median(walls),
+    wallAllS: walls,
+    peakRssMB: Math.max(...rss),
+    peakRssAllMB: rss,
+    particleTiltsPerS: particleTilts / median(walls),
+    relion: RELION[b] ?? null,
+    lastPhases: phases,
+  };
+  results.endToEnd.push(row);
+}
+fs.rmSync(out, { recursive: true, force: true });
+
+// ---------------------------------------------------------------- stages (single thread, box 128)
+const { ExtractionWorkspace, extractFrameSpectrum } = await dist('recon/extract.js');
+const { ctfConstants, drawCtf } = await dist('physics/ctf.js');
+const { drawDoseWeights, doseXRanges } = await dist('physics/dose.js');
+const { backprojectSlice, createAccumulator } = await dist('recon/backproject.js');
+const { griddingCorrect, divideByWeight, weightToCentredFull } = await dist('recon/finalise.js');
+const { eulerToMatrix } = await dist('geometry/matrix.js');
+const s = 128;
+const sh = s / 2 + 1;
+const time = (n, fn) => {
+  fn(); // warm-up
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) fn(i);
+  return Number(process.hrtime.bigint() - t0) / 1e6 / n;
+};
+let seed = 7;
+const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+const W = 640;
+const stack = Float32Array.from({ length: W * W }, () => rnd() - 0.5);
+const ws = new ExtractionWorkspace(s, s);
+const slice = new Float32Array(2 * sh * s);
+results.stages.extractionAndFftMs = time(200, (i) => extractFrameSpectrum(ws, stack, 0, W, W, 200.3 + (i % 7), 310.7, 1, true, slice));
+const ctf = new Float32Array(sh * s);
+const dose = new Float32Array(sh * s);
+const ranges = new Int32Array(s);
+const k = ctfConstants({ defocusU: 20000, defocusV: 19500, defocusAngle: 30, voltage: 300, cs: 2.7, q0: 0.1, bfactor: 0, scale: 1, phaseShift: 0 });
+// Dose weights and ranges are drawn once per tilt of a tomogram; the CTF once per particle and tilt.
+results.stages.doseTablesPerTiltMs = time(200, () => {
+  drawDoseWeights(s, 2, 30, 0, dose);
+  doseXRanges(s, dose, 0.01, ranges);
+});
+results.stages.ctfPerParticleTiltMs = time(200, () => drawCtf(k, s, 2, ctf, null, ranges));
+const acc = createAccumulator(s);
+const Wt = Float32Array.from({ length: sh * s }, () => rnd());
+results.stages.backprojectSliceMs = time(200, (i) => backprojectSlice(acc, s, slice, Wt, eulerToMatrix(17 * i, 40 + (i % 50), 33 * i), 64));
+results.stages.finaliseOneTagMs = time(3, () => {
+  const data = acc.data.slice();
+  const V = griddingCorrect(data, s, true);
+  divideByWeight(V, acc.weight, s, -1, data, V);
+  weightToCentredFull(acc.weight, s);
+});
+
+// ---------------------------------------------------------------- report
+fs.mkdirSync(CACHE, { recursive: true });
+const file = path.join(CACHE, `results-${results.date.replace(/[:.]/g, '-')}.json`);
+fs.writeFileSync(file, JSON.stringify(results, null, 1));
+console.log(`tomorecon bench — ${results.host.model}, ${results.host.cpus} cores, Node ${results.host.node}; ${RUNS} runs each`);
+console.log(`dataset: 2 tomograms × 50 particles, 41 tilts, 640×640 px, motion; --j 2 --j_out 2 --j_in 1\n`);
+console.log('box  wall (median)  RELION 5   peak RSS  RELION 5   particle-tilts/s');
+for (const r of results.endToEnd) {
+  console.log(
+    `${String(r.box).padEnd(4)} ${r.wallMedianS.toFixed(2).padStart(8)} s   ${r.relion ? r.relion.wall.toFixed(2).padStart(5) + ' s' : '    —  '}  ${r.peakRssMB.toFixed(0).padStart(6)} MB  ${r.relion ? String(r.relion.rssMB).padStart(5) + ' MB' : '   —    '}  ${r.particleTiltsPerS.toFixed(0).padStart(8)}`,
+  );
+  console.log(`     phases: ${r.lastPhases}`);
+}
+console.log('\nstages (one thread, box 128):');
+for (const [name, ms] of Object.entries(results.stages)) console.log(`  ${name.padEnd(22)} ${ms.toFixed(3)} ms`);
+console.log(`\nresults: ${path.relative(ROOT, file)}`);
