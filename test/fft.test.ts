@@ -2,18 +2,15 @@ import { describe, it, expect } from 'vitest';
 import {
   ComplexFFT, complexPlan, rfft2, irfft2, rfft3, irfft3, cfft2, cfft3,
 } from '../src/recon/fft.js';
+import { rng as uniform } from './helpers/random.js';
+
+/** Seeded values in [−0.5, 0.5). */
+function rng(seed: number): () => number {
+  const u = uniform(seed);
+  return () => u() - 0.5;
+}
 
 // Deterministic PRNG so failures reproduce.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
 
 function randomArray(len: number, seed: number): Float64Array {
   const r = rng(seed);

@@ -13,6 +13,7 @@ import {
   floatToHalf,
 } from '../src/formats/mrc.js';
 import { writeFileAtomic } from '../src/formats/atomicWrite.js';
+import { tomoError } from './helpers/errors.js';
 
 const TS01 = '/work/shared/conformance/V1/tilt_series/TS_01.mrcs';
 const MERGED = '/work/shared/conformance/relion/V1/c1/merged.mrc';
@@ -28,15 +29,6 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-function tomoError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TomoError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a TomoError');
-}
 
 const SIZE: Record<number, number> = { 0: 1, 1: 2, 2: 4, 6: 2, 12: 2 };
 

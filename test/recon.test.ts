@@ -7,17 +7,8 @@ import { complexOut, interpolateComplex2D, interpolateReal2D } from '../src/reco
 import { backprojectSlice, createAccumulator } from '../src/recon/backproject.js';
 import { centreCrop, divideByWeight, griddingCorrect, radialAverage3D, taper, weightToCentredFull } from '../src/recon/finalise.js';
 import { invert3, mat3, mul3, rotationY, rotationZ, transpose3 } from '../src/geometry/matrix.js';
+import { rng } from './helpers/random.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const wrap = (i: number, n: number): number => (i < n / 2 ? i : i - n);
 
 describe('extraction', () => {

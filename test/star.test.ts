@@ -5,19 +5,10 @@ import path from 'node:path';
 import { TomoError } from '../src/errors.js';
 import { parseStar, readStar, findBlock, formatStar, writeStarFile, StarTable, type StarBlock } from '../src/formats/star.js';
 import { parseImageRef } from '../src/formats/imagePath.js';
+import { tomoError } from './helpers/errors.js';
 
 const V1 = '/work/shared/conformance/V1';
 
-/** Runs fn, expects a TomoError, returns its message. */
-function tomoError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TomoError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a TomoError');
-}
 
 function table(text: string, name = ''): StarTable {
   const b = findBlock(parseStar(text, 'mem.star'), name);

@@ -20,6 +20,7 @@ import {
   symmetriseReal,
   symmetriseSlab,
 } from '../src/recon/symmetrise.js';
+import { rng } from './helpers/random.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const JSON_PATH = path.resolve(here, '../../shared/spec/symmetry_matrices.json');
@@ -80,17 +81,6 @@ function expectTomoError(fn: () => unknown, mention: string): void {
   expect((err as Error).message).toContain(`"${mention}"`);
 }
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Point groups
