@@ -114,5 +114,6 @@ export function geometryOf(t: Tomogram): TomogramGeometry {
     projections: t.projections,
     ctf: t.ctf,
     dose: t.dose,
+    deformation: t.deformation,
   };
 }

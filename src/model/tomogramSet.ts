@@ -10,6 +10,7 @@ import { readMrcHeader } from '../formats/mrc.js';
 import { Mat4, Vec3 } from '../geometry/matrix.js';
 import { projectionFromAngles } from '../geometry/projection.js';
 import { CtfParams } from '../physics/ctf.js';
+import { Deformation, DeformationType, deformationCoefficientCount } from '../geometry/deformation.js';
 
 /** Where the pixels of one tilt come from: a section of an MRC file. */
 export interface FrameSource {
@@ -38,6 +39,8 @@ export interface Tomogram {
   projections: Mat4[];
   ctf: CtfParams[];
   dose: number[]; // rlnMicrographPreExposure per frame
+  /** 2-D tilt-image deformations (RELION 5 modular alignment), or null. */
+  deformation: Deformation | null;
 }
 
 export interface TomogramSet {
@@ -62,9 +65,6 @@ export function readTomogramSet(file: string): TomogramSet {
   const relion5 = g.has('rlnTomoTiltSeriesStarFile');
   if (!relion5 && blocks[0] !== globalBlock) {
     throw new TomoError(`${file}: a RELION 4 tomogram set must start with data_global`);
-  }
-  if (g.has('rlnTomoDeformationGridSizeX') && g.has('rlnTomoDeformationGridSizeY')) {
-    throw new TomoError(`${file}: tilt-image deformations (rlnTomoDeformationGridSizeX/Y) are not yet supported`);
   }
   const tomograms: Tomogram[] = [];
   const byName = new Map<string, Tomogram>();
@@ -231,7 +231,32 @@ function loadTomogram(
     });
     dose.push(tt.num(f, 'rlnMicrographPreExposure'));
   }
+  let deformation: Deformation | null = null;
+  if (g.has('rlnTomoDeformationGridSizeX') && g.has('rlnTomoDeformationGridSizeY')) {
+    if (!g.has('rlnTomoDeformationType')) {
+      throw new TomoError(`${file}: tomogram ${name} has a deformation grid but no _rlnTomoDeformationType`);
+    }
+    const type = g.str(t, 'rlnTomoDeformationType');
+    const gx = g.int(t, 'rlnTomoDeformationGridSizeX');
+    const gy = g.int(t, 'rlnTomoDeformationGridSizeY');
+    const need = deformationCoefficientCount(type, gx, gy, `${file}: tomogram ${name}`);
+    if (!tt.has('rlnTomoDeformationCoefficients')) {
+      throw new TomoError(`${tiltSource}: tomogram ${name} is deformed (${type}) but data_${name} has no _rlnTomoDeformationCoefficients`);
+    }
+    const coefficients: Float64Array[] = [];
+    for (let f = 0; f < frameCount; f++) {
+      const v = tt.vec(f, 'rlnTomoDeformationCoefficients');
+      if (v.length !== need) {
+        throw new TomoError(
+          `${tiltSource}: row ${f + 1} of data_${name} has ${v.length} deformation coefficients; a ${type} model on a ${gx}×${gy} grid needs ${need}`,
+        );
+      }
+      coefficients.push(Float64Array.from(v));
+    }
+    deformation = { type: type as DeformationType, gridX: gx, gridY: gy, imageW, imageH, coefficients };
+  }
   return {
+    deformation,
     index: t,
     name,
     tiltTableSource: tiltSource,

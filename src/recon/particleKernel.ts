@@ -8,6 +8,7 @@ import { isVisible } from '../geometry/projection.js';
 import { ctfConstants, drawCtf, CtfParams } from '../physics/ctf.js';
 import { doseXRanges, drawDoseWeights } from '../physics/dose.js';
 import { AberrationTables, applyOddAberration } from '../physics/aberrations.js';
+import { Deformation, addDeformation, fourierFrequencies } from '../geometry/deformation.js';
 import { Accumulator, backprojectSlice } from './backproject.js';
 import { ExtractionWorkspace, extractFrameSpectrum } from './extract.js';
 
@@ -39,6 +40,7 @@ export interface TomogramGeometry {
   projections: Mat4[];
   ctf: CtfParams[];
   dose: number[];
+  deformation: Deformation | null;
 }
 
 /** Per-tomogram tables shared by all particles of the tomogram. */
@@ -49,6 +51,8 @@ export interface TomogramTables {
   xRanges: Int32Array; // F × s
   /** --whiten: g per frame, F × (sh×s); null otherwise. */
   noiseWeights: Float32Array | null;
+  /** Frequencies of a Fourier deformation model (computed once per tomogram). */
+  deformationFrequencies: Float64Array | undefined;
   binnedPixelSize: number;
 }
 
@@ -69,7 +73,9 @@ export function buildTomogramTables(
     drawDoseWeights(s, pb, geometry.dose[f], geometry.bPerDose, dw);
     doseXRanges(s, dw, opts.cutoffFraction, xRanges.subarray(f * s, (f + 1) * s));
   }
-  return { geometry, stack, doseWeights, xRanges, noiseWeights, binnedPixelSize: pb };
+  const d = geometry.deformation;
+  const deformationFrequencies = d?.type === 'Fourier' ? fourierFrequencies(d.gridX, d.gridY, d.imageW, d.imageH) : undefined;
+  return { geometry, stack, doseWeights, xRanges, noiseWeights, deformationFrequencies, binnedPixelSize: pb };
 }
 
 /**
@@ -184,6 +190,8 @@ export function processParticleFrame(
     ? [rec[trajAt + 3 * f], rec[trajAt + 3 * f + 1], rec[trajAt + 3 * f + 2]]
     : pos;
   const c = applyPoint4(Pf, tp);
+  // Deformations move the projected point (visibility and extraction), not the CTF depth.
+  if (g.deformation) addDeformation(g.deformation, f, c[0], c[1], c, t.deformationFrequencies);
   if (!isVisible(c[0], c[1], g.imageW, g.imageH, visRadius)) return false;
   extractFrameSpectrum(ws.extraction, pixels, pixelOffset, g.imageW, g.imageH, c[0], c[1], bin, opts.circleCrop, P);
 
