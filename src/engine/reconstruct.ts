@@ -15,6 +15,7 @@ import { writeOutputs } from './outputs.js';
 import { symmetriseHalves } from './symmetry.js';
 import { symmetryOps } from '../geometry/symmetry.js';
 import { PhaseTimes } from './phases.js';
+import { writeRunReport } from '../report/runReport.js';
 
 export interface RunSummary {
   phases: Record<string, number>;
@@ -94,6 +95,8 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
     ));
     // The maps are complete; the sums are no longer needed (with --no_recon they are kept to resume).
     fs.rmSync(ckptFile, { force: true });
+    const report = phases.time('report', () => writeRunReport(o.o));
+    if (report.resolution0143 !== null) log(`half-map FSC 0.143: ${report.resolution0143.toFixed(2)} Å (fsc.json, fsc.star, report.png)`);
   }
   // Written last, so that a run that fails leaves the previous run's note.txt as it was.
   if (!o.pipelineControl) {

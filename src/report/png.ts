@@ -1,0 +1,124 @@
+/**
+ * Minimal PNG encoder (PNG spec, ISO/IEC 15948): 8-bit grayscale (colour type 0) or 8-bit RGB
+ * (colour type 2), no interlace, one IDAT chunk compressed with zlib, filter type chosen per row
+ * (None / Sub / Up / Average / Paeth, by the usual minimum-sum-of-absolute-differences heuristic).
+ */
+import zlib from 'node:zlib';
+
+export interface RasterImage {
+  width: number;
+  height: number;
+  /** 1 = grayscale, 3 = RGB. */
+  channels: 1 | 3;
+  /** Row-major, top row first, `channels` bytes per pixel, no padding. */
+  data: Uint8Array;
+}
+
+export const PNG_SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
+
+/** CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) lookup table. */
+const CRC_TABLE: Uint32Array = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/**
+ * CRC-32 of `bytes`. Pass the previous result as `crc` to continue over several buffers:
+ * crc32(b, crc32(a)) === crc32(a ++ b).
+ */
+export function crc32(bytes: Uint8Array, crc = 0): number {
+  let c = (crc ^ 0xffffffff) >>> 0;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function chunk(type: string, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(12 + payload.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, payload.length);
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+  out.set(payload, 8);
+  // The CRC covers the chunk type and the payload, not the length.
+  view.setUint32(8 + payload.length, crc32(out.subarray(4, 8 + payload.length)));
+  return out;
+}
+
+function paeth(a: number, b: number, c: number): number {
+  const p = a + b - c;
+  const pa = Math.abs(p - a);
+  const pb = Math.abs(p - b);
+  const pc = Math.abs(p - c);
+  if (pa <= pb && pa <= pc) return a;
+  return pb <= pc ? b : c;
+}
+
+/** Filtered scanlines (filter byte + row) for the whole image. */
+function filterRows(img: RasterImage): Uint8Array {
+  const { width, height, channels: bpp, data } = img;
+  const stride = width * bpp;
+  const out = new Uint8Array(height * (stride + 1));
+  const cand = [0, 1, 2, 3, 4].map(() => new Uint8Array(stride));
+  const zero = new Uint8Array(stride);
+  for (let y = 0; y < height; y++) {
+    const row = data.subarray(y * stride, (y + 1) * stride);
+    const prev = y > 0 ? data.subarray((y - 1) * stride, y * stride) : zero;
+    let best = 0;
+    let bestCost = Infinity;
+    for (let f = 0; f < 5; f++) {
+      const o = cand[f];
+      let cost = 0;
+      for (let i = 0; i < stride; i++) {
+        const a = i >= bpp ? row[i - bpp] : 0;
+        const b = prev[i];
+        const c = i >= bpp ? prev[i - bpp] : 0;
+        const pred = f === 0 ? 0 : f === 1 ? a : f === 2 ? b : f === 3 ? (a + b) >> 1 : paeth(a, b, c);
+        const v = (row[i] - pred) & 0xff;
+        o[i] = v;
+        cost += v < 128 ? v : 256 - v;
+      }
+      if (cost < bestCost) {
+        bestCost = cost;
+        best = f;
+      }
+    }
+    const base = y * (stride + 1);
+    out[base] = best;
+    out.set(cand[best], base + 1);
+  }
+  return out;
+}
+
+/** Encodes an 8-bit grayscale or RGB image as a PNG file. */
+export function encodePng(img: RasterImage): Uint8Array {
+  const { width, height, channels, data } = img;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1 || width > 0x7fffffff || height > 0x7fffffff) {
+    throw new RangeError(`encodePng: invalid image size ${width}×${height}`);
+  }
+  if (channels !== 1 && channels !== 3) throw new RangeError(`encodePng: channels must be 1 or 3, got ${channels}`);
+  if (data.length !== width * height * channels) {
+    throw new RangeError(`encodePng: ${data.length} bytes of pixel data, expected ${width}×${height}×${channels}`);
+  }
+  const ihdr = new Uint8Array(13);
+  const v = new DataView(ihdr.buffer);
+  v.setUint32(0, width);
+  v.setUint32(4, height);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = channels === 3 ? 2 : 0; // colour type: truecolour / greyscale
+  ihdr[10] = 0; // compression: deflate
+  ihdr[11] = 0; // filter method 0 (adaptive, five types)
+  ihdr[12] = 0; // no interlace
+  const idat = new Uint8Array(zlib.deflateSync(filterRows(img), { level: 9 }));
+  const parts = [PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))];
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
