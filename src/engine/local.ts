@@ -30,9 +30,10 @@ export interface MemoryPlan {
 }
 
 /**
- * Every large buffer of a run: per thread two accumulator pairs plus kernel scratch and the
- * per-tomogram dose tables; shared, the largest tilt stack and its particle records; at the end,
- * the summed halves, the merged pair and the finalisation volumes (about six s³ doubles).
+ * Every large buffer of a run: per thread up to two half-set accumulators plus kernel scratch and
+ * the per-tomogram dose tables; shared, the largest tilt stack and its particle records, and the
+ * running sums; at the end, the summed halves, the merged pair and per tag being finalised one
+ * s³ double volume plus the float32 file buffers.
  */
 export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
   const { s, s0 } = plan.kernel;
@@ -47,8 +48,9 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
   }
   const perThreadBytes = 2 * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0) + maxTables;
   const sharedBytes = maxStack + maxRecords;
-  // Per tag being finalised: its sums plus about six s³ doubles of working volumes.
-  const perTagBytes = accumulatorBytes(s) + 6 * s * s * s * 8;
+  // Per tag being finalised: its sums (reused as the spectrum), the map V (8 B/voxel) and the
+  // float32 weight and file buffers (4 + 4 B/voxel).
+  const perTagBytes = accumulatorBytes(s) + 16 * s * s * s;
   // A finalisation thread is a fresh V8 isolate (~0.1 s and ~30 MB to start); below box 160 one
   // tag takes less than that (measured: 128³ finalises in 0.25 s), so the main thread does them.
   let finaliseThreads = s >= 160 ? Math.min(o.j, plan.hasHalfSets ? 3 : 1) : 1;
