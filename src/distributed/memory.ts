@@ -1,0 +1,108 @@
+/**
+ * Memory plans of the distributed processes. A worker's --mem covers its accumulators, kernel
+ * scratch, per-tomogram tables, tilt-image frames (one scratch frame per compute thread plus a
+ * cache) and the reduction buffers; Node's own baseline is not included (docs/distributed.md
+ * gives the measured figure). The coordinator's cap (reconstruct's --mem) covers the committed
+ * sums, the sums of a round being received, and the finalisation.
+ */
+import { TomoError } from '../errors.js';
+import { accumulatorBytes } from '../recon/backproject.js';
+import { KernelWorkspace } from '../recon/particleKernel.js';
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+/** Segments a node may hold during a reduction: W unacknowledged sent ones, W per child, the sum and one received copy. */
+export function reductionBytes(segmentDoubles: number, window: number): number {
+  return (3 * window + 2) * segmentDoubles * 8;
+}
+
+export interface WorkerShape {
+  s: number;
+  s0: number;
+  halves: number; // 1 or 2 accumulator pairs
+  whiten: boolean;
+  maxFrames: number;
+  maxFramePixels: number;
+  maxChunkRecordDoubles: number;
+  segmentDoubles: number;
+  window: number;
+}
+
+export interface WorkerMemoryPlan {
+  lanes: number;
+  /** Frames each compute thread may keep cached (besides its scratch frame). */
+  cacheFramesPerLane: number;
+  perLaneBytes: number;
+  reductionBytes: number;
+  frameBytes: number;
+  totalBytes: number;
+}
+
+export function planWorkerMemory(shape: WorkerShape, memGB: number, threads: number): WorkerMemoryPlan {
+  const { s, s0 } = shape;
+  const sh = (s >> 1) + 1;
+  const frameBytes = shape.maxFramePixels * 4;
+  const tables = shape.maxFrames * (sh * s * 4 + s * 4) * (shape.whiten ? 2 : 1);
+  const perLaneBytes =
+    shape.halves * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0) + tables + shape.maxChunkRecordDoubles * 8 + frameBytes;
+  const red = reductionBytes(shape.segmentDoubles, shape.window);
+  let lanes = threads;
+  let cache = shape.maxFrames;
+  if (memGB > 0) {
+    const budget = memGB * GiB;
+    const minimum = perLaneBytes + red;
+    if (budget < minimum) {
+      throw new TomoError(
+        `--mem ${memGB} GB cannot hold one accumulator set for --b ${s} (${(shape.halves * accumulatorBytes(s) / MiB).toFixed(1)} MiB) ` +
+          `with one ${(frameBytes / MiB).toFixed(1)} MiB tilt image and the reduction buffers: at least ${(minimum / GiB).toFixed(3)} GB is needed`,
+      );
+    }
+    lanes = Math.max(1, Math.min(threads, Math.floor((budget - red) / perLaneBytes)));
+    cache = Math.min(shape.maxFrames, Math.floor((budget - red - lanes * perLaneBytes) / lanes / frameBytes));
+  }
+  return {
+    lanes,
+    cacheFramesPerLane: cache,
+    perLaneBytes,
+    reductionBytes: red,
+    frameBytes,
+    totalBytes: lanes * (perLaneBytes + cache * frameBytes) + red,
+  };
+}
+
+export interface CoordinatorMemoryPlan {
+  finaliseThreads: number;
+  totalBytes: number;
+}
+
+/**
+ * The coordinator holds the committed sums and the sums of the round being received (two
+ * volume sets), then finalises as the local engine does (planMemory's finalisation terms).
+ */
+export function planCoordinatorMemory(
+  s: number,
+  hasHalfSets: boolean,
+  symmetric: boolean,
+  memGB: number,
+  j: number,
+  segmentDoubles: number,
+  window: number,
+): CoordinatorMemoryPlan {
+  const acc = accumulatorBytes(s);
+  const reduce = 2 * 2 * acc + reductionBytes(segmentDoubles, window);
+  const perTag = acc + 6 * s * s * s * 8;
+  let finaliseThreads = Math.min(j, hasHalfSets ? 3 : 1);
+  const symmetry = symmetric ? 6 * acc : 0;
+  if (memGB > 0) {
+    const budget = memGB * GiB;
+    const minimum = Math.max(reduce, 3 * acc + perTag, symmetry);
+    if (budget < minimum) {
+      throw new TomoError(
+        `--mem ${memGB} GB cannot hold the coordinator's sums for --b ${s} (committed and incoming, then finalisation): at least ${(minimum / GiB).toFixed(3)} GB is needed`,
+      );
+    }
+    finaliseThreads = Math.max(1, Math.min(finaliseThreads, Math.floor((budget - 3 * acc) / perTag)));
+  }
+  return { finaliseThreads, totalBytes: Math.max(reduce, 3 * acc + finaliseThreads * perTag, symmetry) };
+}

@@ -1,0 +1,172 @@
+/**
+ * Control-plane (NATS) and data-plane (ZeroMQ) messages, encoded with msgpackr (typed arrays
+ * travel as typed arrays). All NATS subjects of a run start with tomorecon.<run id>.
+ */
+import { Packr } from 'msgpackr';
+import type { KernelOptions, TomogramGeometry } from '../recon/particleKernel.js';
+import type { Chunk } from './chunks.js';
+
+const packr = new Packr({ useRecords: false, moreTypes: true });
+
+export function encode(m: unknown): Uint8Array {
+  return packr.pack(m);
+}
+
+export function decode<T>(bytes: Uint8Array): T {
+  return packr.unpack(bytes) as T;
+}
+
+export interface Subjects {
+  /** Worker → coordinator requests (join, work, fail, leave, ping). */
+  rpc: string;
+  /** Worker heartbeats (published). */
+  heartbeat: string;
+  /** Coordinator → every worker (wake-ups, end of run). */
+  broadcast: string;
+  /** Coordinator → one worker (fenced, rejoin). */
+  control: (worker: string) => string;
+}
+
+export function subjects(runId: string): Subjects {
+  const p = `tomorecon.${runId}`;
+  return { rpc: `${p}.rpc`, heartbeat: `${p}.hb`, broadcast: `${p}.bcast`, control: (w) => `${p}.ctl.${w}` };
+}
+
+/** What a worker needs to know about the run, sent when it joins. */
+export interface RunInfo {
+  runId: string;
+  epoch: string;
+  kernel: KernelOptions;
+  hasHalfSets: boolean;
+  /** Accumulator pairs in a volume set: 2 with half sets, else 1. */
+  halves: number;
+  heartbeatMs: number;
+  heartbeatTimeoutMs: number;
+  segmentDoubles: number;
+  window: number;
+  maxFrames: number;
+  maxFramePixels: number;
+  maxChunkRecordDoubles: number;
+  chunkCount: number;
+}
+
+export interface FrameRef {
+  path: string; // absolute
+  section: number;
+}
+
+export interface TomoInfo {
+  work: number;
+  tomogram: number;
+  geometry: TomogramGeometry;
+  frames: FrameRef[];
+  recordLength: number;
+}
+
+export interface ReducePlan {
+  round: number;
+  epoch: string;
+  /** Where this node sends its sums: the parent worker's or the coordinator's endpoint. */
+  parentEndpoint: string;
+  parent: string;
+  children: string[];
+  lengths: number[];
+  segmentDoubles: number;
+}
+
+interface Base {
+  runId: string;
+  worker: string;
+}
+
+export interface JoinRequest extends Base {
+  type: 'join';
+  host: string;
+  pid: number;
+  endpoint: string;
+  memGB: number;
+  threads: number;
+}
+
+export interface WorkRequest extends Base {
+  type: 'work';
+  epoch: string;
+  seq: number;
+  /** Chunks finished since the last answered request. */
+  done: number[];
+  /** For each of them, the particle tilt images back-projected (particle × visible tilt). */
+  doneTilts?: number[];
+  /** Work indices of the tomograms whose frames are cached. */
+  holds: number[];
+  /** Compute threads without a chunk. */
+  idle: number;
+  /** Set while the worker takes part in a commit round: it asks for the round's outcome. */
+  round?: number;
+}
+
+export interface FailRequest extends Base {
+  type: 'fail';
+  epoch: string;
+  seq: number;
+  chunk: number | null;
+  message: string;
+  userError: boolean;
+}
+
+export interface LeaveRequest extends Base {
+  type: 'leave';
+  epoch: string;
+  reason: string;
+}
+
+export interface PingRequest {
+  type: 'ping';
+  runId: string;
+  worker: string;
+}
+
+export type Request = JoinRequest | WorkRequest | FailRequest | LeaveRequest | PingRequest;
+
+export type Reply =
+  | { type: 'joined'; info: RunInfo }
+  | { type: 'chunk'; chunk: Chunk; tomo: TomoInfo; records: Float64Array }
+  | { type: 'wait'; ms: number }
+  | { type: 'reduce'; plan: ReducePlan }
+  | { type: 'outcome'; round: number; outcome: 'pending' | 'committed' | 'aborted' }
+  | { type: 'fenced'; reason: string }
+  | { type: 'rejoin'; reason: string }
+  | { type: 'finished'; ok: boolean; message?: string }
+  | { type: 'refused'; message: string }
+  | { type: 'pong'; epoch: string; pid: number };
+
+export interface Heartbeat {
+  runId: string;
+  worker: string;
+  epoch: string;
+  busy: number[];
+  /** Resident memory of the worker process, bytes. */
+  rss?: number;
+}
+
+export type ControlMessage =
+  | { type: 'fenced'; reason: string }
+  | { type: 'rejoin'; reason: string }
+  | { type: 'wake' }
+  | { type: 'abort'; round: number }
+  | { type: 'finished'; ok: boolean; message?: string };
+
+/** Data-plane message headers (first frame; the payload, if any, is the second frame). */
+export type DataHeader =
+  | {
+      t: 'seg';
+      run: string;
+      epoch: string;
+      round: number;
+      from: string;
+      k: number;
+      K: number;
+      crc: number;
+      /** On the last segment: the chunk ids summed, per worker, of the sender's subtree. */
+      contrib?: Record<string, number[]>;
+    }
+  | { t: 'ack' | 'nack'; run: string; epoch: string; round: number; k: number };

@@ -1,0 +1,151 @@
+/**
+ * Distributed runner: the coordinator killed with SIGKILL after at least one commit round and
+ * restarted with the same command resumes from its checkpoint (the workers rejoin on their own)
+ * and finishes with the maps of a clean run without redoing the committed chunks; and the root
+ * of the reduction tree killed during a commit round: the round is aborted, the others keep
+ * their sums, the lost worker's chunks are redone and the next round commits everything once.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { pearson } from '../src/analysis/fsc.js';
+import { readMrc } from '../src/formats/mrc.js';
+import { CONFORMANCE, runCli } from './helpers/paths.js';
+import { NatsServer, Processes, sleep, startNats } from './helpers/nats.js';
+
+const V1 = path.join(CONFORMANCE, 'V1');
+const ARGS = ['--i', 'optimisation_set.star', '--b', '64', '--crop', '48'];
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-distributed-restart-'));
+const procs = new Processes();
+let nats: NatsServer;
+
+beforeAll(async () => {
+  nats = await startNats();
+});
+afterEach(async () => {
+  await procs.killAll();
+});
+afterAll(async () => {
+  await procs.killAll();
+  await nats?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+interface Report {
+  epoch: string;
+  totals: Record<string, number>;
+  chunks: { id: number; attempts: { epoch: string; outcome: string }[]; committed: { epoch: string } | null; fromCheckpoint: boolean }[];
+}
+
+function report(out: string): Report | null {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(out, 'distributed_report.json'), 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+describe('coordinator restart', () => {
+  it('resumes from the checkpoint after SIGKILL and finishes with the same maps, redoing fewer than all chunks', async () => {
+    const clean = path.join(tmp, 'clean');
+    const res = runCli(['reconstruct', ...ARGS, '--o', clean], V1);
+    expect(res.status, res.stderr).toBe(0);
+
+    const out = path.join(tmp, 'restarted');
+    const runId = `ckpt-${process.pid}`;
+    const cmd = ['coordinator', '--nats', nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '3', '--commit-interval', '0.5', ...ARGS, '--o', out];
+    const first = procs.cli(cmd, V1);
+    const env = { TOMORECON_TEST_CHUNK_DELAY_MS: '250' };
+    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', nats.url, '--run-id', runId], tmp, env));
+
+    // Kill as soon as a commit round is checkpointed.
+    const t0 = Date.now();
+    let committedBefore = 0;
+    for (;;) {
+      const r = report(out);
+      committedBefore = r?.totals.committedChunks ?? 0;
+      if (committedBefore > 0) break;
+      expect(first.running, first.stderr).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(30_000);
+      await sleep(10);
+    }
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(first.child.signalCode).toBe('SIGKILL');
+    expect(committedBefore).toBeLessThan(24);
+    expect(fs.existsSync(path.join(out, 'merged.mrc'))).toBe(false);
+    await sleep(300);
+
+    const second = procs.cli(cmd, V1);
+    const ended = await second.exit(60_000);
+    expect(ended.code, second.stderr).toBe(0);
+    for (const w of workers) expect((await w.exit(20_000)).code, w.stderr).toBe(0);
+    expect(second.count('resuming from the checkpoint')).toBe(1);
+
+    for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'merged_full.mrc', 'data_merged.mrc', 'weight_half1.mrc', 'weight_merged.mrc']) {
+      const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
+      expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
+    }
+
+    const rep = report(out)!;
+    const resumed = rep.chunks.filter((c) => c.fromCheckpoint);
+    expect(resumed.length).toBeGreaterThanOrEqual(committedBefore);
+    expect(rep.totals.chunksFromCheckpoint).toBe(resumed.length);
+    // Committed chunks were not redone by the second coordinator; the others were done once.
+    for (const c of resumed) {
+      expect(c.attempts.filter((a) => a.epoch === rep.epoch)).toEqual([]);
+      expect(c.committed!.epoch).not.toBe(rep.epoch);
+    }
+    const redone = rep.chunks.filter((c) => c.attempts.some((a) => a.epoch === rep.epoch));
+    expect(redone.length).toBe(24 - resumed.length);
+    expect(redone.length).toBeLessThan(24);
+    expect(rep.totals.chunksProcessedThisRun).toBe(redone.length);
+    for (const c of redone) expect(c.attempts.filter((a) => a.outcome === 'committed').length).toBe(1);
+    expect(rep.totals.committedParticles).toBe(48);
+  });
+
+  it('aborts a commit round whose tree root is killed, and commits everything once in the next round', async () => {
+    const V1ARGS = ['--i', 'optimisation_set.star', '--b', '48'];
+    const clean = path.join(tmp, 'clean48');
+    const res = runCli(['reconstruct', ...V1ARGS, '--o', clean], V1);
+    expect(res.status, res.stderr).toBe(0);
+
+    const out = path.join(tmp, 'killed-in-round');
+    const runId = `round-${process.pid}`;
+    const coordinator = procs.cli(
+      ['coordinator', '--nats', nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '2.5', '--segment-mb', '0.25', ...V1ARGS, '--o', out],
+      V1,
+    );
+    // 11 segments of 0.25 MiB, 150 ms each: a round takes about 2 s.
+    const env = { TOMORECON_TEST_SEGMENT_DELAY_MS: '150', TOMORECON_TEST_CHUNK_DELAY_MS: '50' };
+    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', nats.url, '--run-id', runId], tmp, env));
+    await coordinator.waitFor((c) => c.count('commit round started') >= 1, 30_000, 'a commit round');
+    const started = coordinator.lines().find((l) => l.msg === 'commit round started')!;
+    const participants = started.fields!.participants as string[];
+    expect(participants.length).toBe(3);
+    const rootPid = coordinator.lines().find((l) => l.msg === 'worker joined' && l.fields!.worker === participants[0])!.fields!.pid;
+    const root = workers.find((w) => w.pid === rootPid)!;
+    await sleep(300);
+    root.child.kill('SIGKILL');
+    await root.exited;
+
+    const ended = await coordinator.exit(60_000);
+    expect(ended.code, coordinator.stderr).toBe(0);
+    for (const w of workers.filter((x) => x !== root)) expect((await w.exit(20_000)).code, w.stderr).toBe(0);
+    for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_merged.mrc', 'weight_merged.mrc']) {
+      const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
+      expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
+    }
+    const rep = JSON.parse(fs.readFileSync(path.join(out, 'distributed_report.json'), 'utf8'));
+    expect(rep.rounds[0].outcome).toBe('aborted');
+    expect(rep.rounds[rep.rounds.length - 1].outcome).toBe('committed');
+    const victimChunks = rep.chunks.filter((c: { attempts: { worker: string }[] }) => c.attempts.some((a) => a.worker === participants[0]));
+    expect(victimChunks.length).toBeGreaterThan(0);
+    for (const c of rep.chunks) {
+      expect(c.attempts.filter((a: { outcome: string }) => a.outcome === 'committed').length).toBe(1);
+      expect(c.committed.worker).not.toBe(participants[0]);
+    }
+    expect(rep.totals.committedParticles).toBe(48);
+  });
+});

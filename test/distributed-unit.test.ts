@@ -1,0 +1,185 @@
+/**
+ * The pure parts of the distributed runner: chunk plan, exactly-once ledger, reduction tree and
+ * segment layout, CRC-32, memory plans, checkpoint format, flags.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { planChunks, defaultChunkSize } from '../src/distributed/chunks.js';
+import { ChunkLedger } from '../src/distributed/ledger.js';
+import { SetLayout, addSegment, binaryTree, treeDepth } from '../src/distributed/tree.js';
+import { crc32, crc32Js } from '../src/distributed/checksum.js';
+import { planWorkerMemory } from '../src/distributed/memory.js';
+import { readDistributedCheckpoint, writeDistributedCheckpoint } from '../src/distributed/checkpoint.js';
+import { checkRunId, zmqEndpoint } from '../src/distributed/flags.js';
+import { decode, encode } from '../src/distributed/messages.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-distributed-unit-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const work = [
+  { tomogram: { index: 0, name: 'A' }, particleCount: 10 },
+  { tomogram: { index: 2, name: 'B' }, particleCount: 3 },
+];
+
+describe('chunk plan', () => {
+  it('splits each tomogram evenly, ids in order, every particle once', () => {
+    const chunks = planChunks(work, 4);
+    expect(chunks.map((c) => [c.id, c.tomoName, c.first, c.count])).toEqual([
+      [0, 'A', 0, 3],
+      [1, 'A', 3, 3],
+      [2, 'A', 6, 4],
+      [3, 'B', 0, 3],
+    ]);
+    expect(defaultChunkSize(48)).toBe(1);
+    expect(defaultChunkSize(100_000)).toBe(64);
+  });
+});
+
+describe('ledger', () => {
+  const chunks = planChunks(work, 2); // A: 5 chunks, B: 2 chunks
+
+  it('keeps a worker on its tomogram and spreads new workers over tomograms', () => {
+    const L = new ChunkLedger(chunks, 'e1');
+    expect(L.assign('w1')!.tomoName).toBe('A');
+    expect(L.assign('w2')!.tomoName).toBe('B');
+    expect(L.assign('w1')!.tomoName).toBe('A');
+    expect(L.assign('w2')!.tomoName).toBe('B');
+    expect(L.assign('w2')!.tomoName).toBe('A'); // B exhausted
+  });
+
+  it('drops duplicate and stale completions, requeues a lost worker’s chunks, commits each chunk once', () => {
+    const L = new ChunkLedger(chunks, 'e1');
+    const a = L.assign('w1')!;
+    const b = L.assign('w1')!;
+    const c = L.assign('w2')!;
+    expect(L.complete('w1', a.id)).toBe('ok');
+    expect(L.complete('w1', a.id)).toBe('duplicate');
+    expect(L.complete('w2', b.id)).toBe('duplicate'); // not assigned to w2
+    expect(L.complete('w2', c.id)).toBe('ok');
+    expect(L.duplicatesDropped).toBe(2);
+    // w1 is lost: its done chunk a and its running chunk b are redone.
+    expect(L.lose('w1')).toEqual([a.id, b.id]);
+    expect(L.complete('w1', b.id)).toBe('duplicate'); // fenced worker's late message
+    expect(L.assign('w3')!.id).toBe(a.id); // front of the queue
+    expect(L.validateRound(['w2'], { w2: [c.id, c.id] })).toMatch(/twice/);
+    expect(L.validateRound(['w2'], { w2: [] })).toMatch(/summed 0 chunks/);
+    expect(L.validateRound(['w2'], { w2: [c.id], w1: [a.id] })).toMatch(/not a participant/);
+    expect(L.validateRound(['w2'], { w2: [c.id] })).toBeNull();
+    expect(L.commit(1, { w2: [c.id] })).toBe(c.count);
+    expect(L.validateRound(['w2'], { w2: [c.id] })).toMatch(/already committed/);
+    const r = L.report();
+    expect(r[a.id].attempts.map((x) => [x.worker, x.outcome])).toEqual([
+      ['w1', 'lost'],
+      ['w3', 'running'],
+    ]);
+    expect(r[c.id].committed).toEqual({ id: c.id, worker: 'w2', epoch: 'e1', round: 1 });
+  });
+
+  it('starts from committed chunks of a checkpoint', () => {
+    const L = new ChunkLedger(chunks, 'e2', [{ id: 0, worker: 'old', epoch: 'e1', round: 3 }]);
+    expect(L.state(0)).toBe('committed');
+    expect(L.assign('w')!.id).toBe(1);
+    expect(L.report()[0].fromCheckpoint).toBe(true);
+  });
+});
+
+describe('reduction tree and segments', () => {
+  it('is a heap-ordered binary tree', () => {
+    const t = binaryTree(['a', 'b', 'c', 'd', 'e']);
+    expect(t.map((n) => [n.worker, n.parent, n.children])).toEqual([
+      ['a', null, ['b', 'c']],
+      ['b', 'a', ['d', 'e']],
+      ['c', 'a', []],
+      ['d', 'b', []],
+      ['e', 'b', []],
+    ]);
+    expect([1, 2, 3, 4, 7, 8].map(treeDepth)).toEqual([1, 2, 2, 3, 3, 4]);
+  });
+
+  it('cuts a set of arrays into segments that sum and reassemble exactly', () => {
+    const lengths = [7, 3, 7, 3];
+    const layout = new SetLayout(lengths, 4);
+    expect(layout.segments).toBe(5);
+    const mk = (seed: number): Float64Array[] => lengths.map((n, a) => Float64Array.from({ length: n }, (_, i) => seed * 100 + a * 10 + i));
+    const x = mk(1);
+    const y = mk(2);
+    const out = lengths.map((n) => new Float64Array(n));
+    for (let k = 0; k < layout.segments; k++) {
+      const seg = new Float64Array(layout.segmentLength(k));
+      layout.copyOut(x, k, seg);
+      const other = new Float64Array(layout.segmentLength(k));
+      layout.copyOut(y, k, other);
+      addSegment(seg, other);
+      layout.copyIn(out, k, seg);
+    }
+    out.forEach((a, i) => expect([...a]).toEqual([...x[i]].map((v, j) => v + y[i][j])));
+  });
+});
+
+describe('CRC-32', () => {
+  it('matches the IEEE check value natively and in JavaScript', () => {
+    const b = new TextEncoder().encode('123456789');
+    expect(crc32(b)).toBe(0xcbf43926);
+    expect(crc32Js(b)).toBe(0xcbf43926);
+    const r = new Uint8Array(10_000).map((_, i) => (i * 7919) & 255);
+    expect(crc32Js(r)).toBe(crc32(r));
+  });
+});
+
+describe('messages', () => {
+  it('keep typed arrays typed', () => {
+    const m = decode<{ r: Float64Array; g: { p: Float64Array[] } }>(encode({ r: new Float64Array([1.5, 2]).subarray(1), g: { p: [new Float64Array(16)] } }));
+    expect(m.r).toBeInstanceOf(Float64Array);
+    expect([...m.r]).toEqual([2]);
+    expect(m.g.p[0]).toBeInstanceOf(Float64Array);
+  });
+});
+
+describe('worker memory plan', () => {
+  const shape = { s: 64, s0: 64, halves: 2, whiten: false, maxFrames: 61, maxFramePixels: 1024 * 1024, maxChunkRecordDoubles: 1000, segmentDoubles: 131072, window: 2 };
+  it('fits a cache of frames into the cap, fewer threads when needed', () => {
+    const p = planWorkerMemory(shape, 0.05, 4);
+    expect(p.lanes).toBe(3); // ≈ 11 MiB per thread (accumulators, scratch frame, tables) + 8 MiB of segments
+    expect(p.cacheFramesPerLane).toBeGreaterThanOrEqual(0);
+    expect(p.totalBytes).toBeLessThanOrEqual(0.05 * 1024 ** 3);
+    const one = planWorkerMemory(shape, 0.05, 1);
+    expect(one.cacheFramesPerLane).toBeGreaterThan(p.cacheFramesPerLane);
+    expect(one.cacheFramesPerLane).toBeLessThan(61);
+    expect(planWorkerMemory(shape, 0.025, 8).lanes).toBe(1);
+  });
+  it('refuses a cap below one accumulator set, naming the minimum', () => {
+    expect(() => planWorkerMemory(shape, 0.005, 1)).toThrow(/--mem 0\.005 GB cannot hold one accumulator set for --b 64 .* at least 0\.0\d+ GB/);
+  });
+});
+
+describe('checkpoint', () => {
+  it('round-trips the sums and the committed chunks', () => {
+    const s = 8;
+    const sh = 5;
+    const mk = (n: number, v: number): Float64Array => Float64Array.from({ length: n }, (_, i) => v + i);
+    const halves: [{ data: Float64Array; weight: Float64Array }, { data: Float64Array; weight: Float64Array }] = [
+      { data: mk(2 * sh * s * s, 1), weight: mk(sh * s * s, 2) },
+      { data: mk(2 * sh * s * s, 3), weight: mk(sh * s * s, 4) },
+    ];
+    const file = path.join(tmp, 'temp', 'c.ckpt');
+    const meta = { fingerprint: 'f', chunkCount: 3, committed: [{ id: 1, worker: 'w', epoch: 'e', round: 2 }], rounds: 2, epochs: [], roundLog: [] };
+    writeDistributedCheckpoint(file, meta, halves);
+    const back = readDistributedCheckpoint(file, s)!;
+    expect(back.meta).toEqual(meta);
+    expect([...back.halves[1].weight]).toEqual([...halves[1].weight]);
+    expect(() => readDistributedCheckpoint(file, 10)).toThrow(/another box size/);
+    expect(readDistributedCheckpoint(path.join(tmp, 'none'), s)).toBeNull();
+  });
+});
+
+describe('flags', () => {
+  it('bind only to the interface given', () => {
+    expect(zmqEndpoint('127.0.0.1')).toBe('tcp://127.0.0.1:*');
+    expect(zmqEndpoint('tcp://10.0.0.5:5555')).toBe('tcp://10.0.0.5:5555');
+    expect(zmqEndpoint('::1')).toBe('tcp://[::1]:*');
+    expect(() => zmqEndpoint('a b')).toThrow(/--zmq-bind/);
+    expect(() => checkRunId('a.b')).toThrow(/--run-id/);
+  });
+});

@@ -1,0 +1,142 @@
+/**
+ * Distributed runner, acceptance: a coordinator and three workers (real processes, a real
+ * nats-server on a free loopback port) reconstruct the V1/c1 and V1/crop conformance runs with
+ * the same maps as the local engine; a worker with a wrong NATS credential is refused.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { pearson } from '../src/analysis/fsc.js';
+import { readMrc } from '../src/formats/mrc.js';
+import { simulateDataset } from '../src/simulate/dataset.js';
+import { SIM_DEFAULTS } from '../src/simulate/params.js';
+import { CONFORMANCE, runCli } from './helpers/paths.js';
+import { NatsServer, Processes, startNats } from './helpers/nats.js';
+
+const runs = JSON.parse(fs.readFileSync(path.join(CONFORMANCE, 'runs.json'), 'utf8')) as Record<
+  string,
+  Record<string, { dataset: string; args: string; outputs: string[] }>
+>;
+const V1 = path.join(CONFORMANCE, 'V1');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-distributed-'));
+const procs = new Processes();
+let nats: NatsServer;
+
+beforeAll(async () => {
+  nats = await startNats();
+});
+afterEach(async () => {
+  await procs.killAll();
+});
+afterAll(async () => {
+  await procs.killAll();
+  await nats?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe.each(['c1', 'crop'])('coordinator + 3 workers, V1/%s', (name) => {
+  it('gives the local engine maps (r ≥ 0.999999) and passes conformance', async () => {
+    const run = runs.V1[name];
+    const args = run.args.split(/\s+/);
+    const local = path.join(tmp, `local_${name}`);
+    const res = runCli(['reconstruct', ...args, '--o', local], V1);
+    expect(res.status, res.stderr).toBe(0);
+
+    const out = path.join(tmp, `dist_${name}`);
+    const runId = `conf-${name}-${process.pid}`;
+    const metrics = ['--metrics-port', '0'];
+    const coordinator = procs.cli(['coordinator', '--nats', nats.url, '--run-id', runId, '--chunk-size', '2', ...metrics, ...args, '--o', out], V1);
+    // Workers run elsewhere (shared file system, absolute paths); each corrupts its first data
+    // segment once, so the checksum and re-send path is exercised.
+    const workers = [0, 1, 2].map(() =>
+      procs.cli(['worker', '--nats', nats.url, '--run-id', runId, ...metrics], tmp, { TOMORECON_TEST_CORRUPT_SEGMENT: '0' }),
+    );
+    // Prometheus endpoints (loopback only by default).
+    for (const [p, metric] of [[coordinator, /^tomorecon_chunks\{[^}]*state="pending"/m], [workers[0], /^tomorecon_worker_chunks_total\{/m]] as const) {
+      await p.waitFor((x) => x.count('metrics served') === 1, 20_000, 'the metrics endpoint');
+      const url = p.lines().find((l) => l.msg === 'metrics served')!.fields!.url as string;
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      const body = await (await fetch(url)).text();
+      expect(body).toMatch(metric);
+      expect(body).toContain('process_resident_memory_bytes');
+    }
+    const ended = await coordinator.exit(90_000);
+    expect(ended.code, coordinator.stderr).toBe(0);
+    for (const w of workers) expect((await w.exit(20_000)).code, w.stderr).toBe(0);
+
+    for (const file of run.outputs) {
+      const ours = readMrc(path.join(out, file));
+      const ref = readMrc(path.join(local, file));
+      expect([ours.header.nx, ours.header.ny, ours.header.nz], file).toEqual([ref.header.nx, ref.header.ny, ref.header.nz]);
+      const r = pearson(ours.data, ref.data);
+      expect(r, `${file}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
+      if (file !== 'weight_merged.mrc') {
+        const relion = readMrc(path.join(CONFORMANCE, 'relion', 'V1', name, file));
+        expect(pearson(ours.data, relion.data), `${file} vs RELION`).toBeGreaterThanOrEqual(file.startsWith('weight_') ? 0.9999 : 0.999);
+      }
+    }
+
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'distributed_report.json'), 'utf8'));
+    expect(report.status).toBe('finished');
+    expect(report.totals.committedParticles).toBe(48);
+    expect(report.chunks.every((c: { attempts: { outcome: string }[] }) => c.attempts.filter((a) => a.outcome === 'committed').length === 1)).toBe(true);
+    // Every worker took part, and a corrupted segment was detected and sent again.
+    const ids = new Set(report.workers.filter((w: { chunksCommitted: number }) => w.chunksCommitted > 0).map((w: { id: string }) => w.id));
+    expect(ids.size).toBe(3);
+    const all = [coordinator, ...workers].map((p) => p.stderr).join('\n');
+    expect(all).toContain('checksum mismatch on a received segment');
+    expect(all).toContain('segment refused by the receiver');
+  });
+});
+
+describe('unreadable input on a worker', () => {
+  it('fails the run with one clear message, without retrying', async () => {
+    const data = path.join(tmp, 'broken');
+    simulateDataset({ ...SIM_DEFAULTS, seed: 3, tomos: 1, particles: 4 }, data);
+    const runId = `broken-${process.pid}`;
+    const out = path.join(tmp, 'broken_out');
+    const coordinator = procs.cli(['coordinator', '--nats', nats.url, '--run-id', runId, '--i', 'optimisation_set.star', '--b', '48', '--o', out], data);
+    await coordinator.waitFor((c) => c.count('waiting for workers') === 1, 30_000, 'the coordinator to plan the run');
+    // The stack disappears from the shared file system after planning.
+    const stack = path.join(data, 'tilt_series', 'TS_01.mrcs');
+    fs.renameSync(stack, `${stack}.gone`);
+    const worker = procs.cli(['worker', '--nats', nats.url, '--run-id', runId], tmp);
+    const ended = await coordinator.exit(30_000);
+    expect(ended.code).toBe(1);
+    const errors = coordinator.stderr.split('\n').filter((l) => l.startsWith('tomorecon: error:'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/worker \S+ \(.*\) failed on chunk 0 \(tomogram TS_01, particles 1–\d+\): cannot read MRC file .*TS_01\.mrcs: no such file or directory/);
+    expect(coordinator.stderr).not.toMatch(/internal error/);
+    expect(coordinator.count('chunk assigned')).toBe(1);
+    expect((await worker.exit(20_000)).code).not.toBe(0);
+    expect(fs.existsSync(path.join(out, 'merged.mrc'))).toBe(false);
+  });
+});
+
+describe('NATS authentication', () => {
+  let secured: NatsServer;
+  beforeAll(async () => {
+    secured = await startNats({ user: 'tomo', pass: 's3cret' });
+  });
+  afterAll(async () => {
+    await secured?.stop();
+  });
+
+  it('refuses a worker with a wrong password, with a clear message', async () => {
+    const w = procs.cli(['worker', '--nats', secured.url, '--run-id', 'auth', '--nats-user', 'tomo', '--nats-pass', 'wrong'], tmp);
+    const { code } = await w.exit(20_000);
+    expect(code).not.toBe(0);
+    expect(w.stderr).toMatch(/^tomorecon: error: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*authorization violation/im);
+    expect(w.stderr).not.toMatch(/internal error/);
+  });
+
+  it('lets the right credentials in', async () => {
+    const w = procs.cli(['worker', '--nats', secured.url, '--run-id', 'auth', '--nats-user', 'tomo', '--nats-pass', 's3cret', '--coordinator-timeout', '1'], tmp);
+    const { code } = await w.exit(20_000);
+    // Connected, found no coordinator, gave up after --coordinator-timeout: not an auth error.
+    expect(code).not.toBe(0);
+    expect(w.stderr).toContain('no coordinator of run auth answered');
+    expect(w.stderr).not.toMatch(/authorization/i);
+  });
+});

@@ -1,0 +1,179 @@
+/**
+ * Test helpers for the distributed runner: a real nats-server on a free loopback port (stopped
+ * and restarted on the same port on request), and a registry of spawned processes that are all
+ * killed at the end of a test file, also when a test fails.
+ */
+import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { CLI } from './paths.js';
+
+export const NATS_SERVER = fs.existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('data', (d) => {
+      s.destroy();
+      resolve(d.toString().startsWith('INFO'));
+    });
+    s.once('error', () => resolve(false));
+    s.setTimeout(1000, () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class NatsServer {
+  private child: ChildProcess | null = null;
+  log = '';
+
+  constructor(
+    readonly port: number,
+    private readonly auth?: { user: string; pass: string },
+  ) {}
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const args = ['-a', '127.0.0.1', '-p', String(this.port)];
+    if (this.auth) args.push('--user', this.auth.user, '--pass', this.auth.pass);
+    const child = spawn(NATS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    child.stdout!.on('data', (d) => (this.log += d));
+    child.stderr!.on('data', (d) => (this.log += d));
+    const t0 = Date.now();
+    while (!(await canConnect(this.port))) {
+      if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}: ${this.log}`);
+      if (Date.now() - t0 > 10_000) throw new Error(`nats-server did not accept connections on ${this.port}: ${this.log}`);
+      await sleep(50);
+    }
+  }
+
+  async stop(): Promise<void> {
+    const c = this.child;
+    this.child = null;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const gone = new Promise<void>((r) => c.once('exit', () => r()));
+    c.kill('SIGKILL');
+    await gone;
+  }
+}
+
+export async function startNats(auth?: { user: string; pass: string }): Promise<NatsServer> {
+  const s = new NatsServer(await freePort(), auth);
+  await s.start();
+  return s;
+}
+
+export interface LogLine {
+  ts?: string;
+  level?: string;
+  component?: string;
+  msg?: string;
+  fields?: Record<string, unknown>;
+}
+
+/** A spawned `tomorecon` process with its stderr kept and parsed as JSON log lines. */
+export class CliProcess {
+  stderr = '';
+  stdout = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(readonly child: ChildProcess) {
+    child.stdout?.on('data', (d) => (this.stdout += d));
+    child.stderr?.on('data', (d) => (this.stderr += d));
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  lines(): LogLine[] {
+    const out: LogLine[] = [];
+    for (const l of this.stderr.split('\n')) {
+      if (!l.startsWith('{')) continue;
+      try {
+        out.push(JSON.parse(l));
+      } catch {
+        /* partial line */
+      }
+    }
+    return out;
+  }
+
+  count(msg: string): number {
+    return this.lines().filter((l) => l.msg === msg).length;
+  }
+
+  async waitFor(pred: (p: this) => boolean, timeoutMs: number, what: string): Promise<void> {
+    const t0 = Date.now();
+    while (!pred(this)) {
+      if (!this.running) throw new Error(`process exited while waiting for ${what}:\n${this.stderr.slice(-3000)}`);
+      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}:\n${this.stderr.slice(-3000)}`);
+      await sleep(20);
+    }
+  }
+
+  /** Waits for the exit; kills the process (and fails) after timeoutMs. */
+  async exit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.child.kill('SIGKILL');
+        reject(new Error(`process ${this.pid} did not exit within ${timeoutMs} ms:\n${this.stderr.slice(-3000)}`));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Every process a test file starts; killAll() in afterEach/afterAll. */
+export class Processes {
+  private readonly all: CliProcess[] = [];
+
+  cli(args: string[], cwd: string, env: Record<string, string> = {}): CliProcess {
+    const opts: SpawnOptions = { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] };
+    const p = new CliProcess(spawn(process.execPath, [CLI, ...args], opts));
+    this.all.push(p);
+    return p;
+  }
+
+  async killAll(): Promise<void> {
+    await Promise.all(
+      this.all.map(async (p) => {
+        if (p.running) {
+          p.child.kill('SIGKILL');
+          await p.exited;
+        }
+      }),
+    );
+    this.all.length = 0;
+  }
+}
