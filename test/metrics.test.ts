@@ -3,14 +3,12 @@
  * prometheus), and the HTTP endpoint serves them. The scrape during a real distributed run is in
  * distributed-metrics.test.ts.
  */
-import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { CoordinatorMetrics, WorkerMetrics } from '../src/metrics/registry.js';
 import { serveMetrics } from '../coordinator/net/metricsServer.js';
+import { PROMTOOL, promtoolProblems } from './helpers/promtool.js';
 
-const PROMTOOL = fs.existsSync('/usr/bin/promtool') ? '/usr/bin/promtool' : null;
 
 function get(port: number, path: string): Promise<{ status: number; body: string; type: string }> {
   return new Promise((resolve, reject) => {
@@ -22,11 +20,6 @@ function get(port: number, path: string): Promise<{ status: number; body: string
       })
       .on('error', reject);
   });
-}
-
-export function promtoolProblems(text: string): string {
-  const r = spawnSync(PROMTOOL!, ['check', 'metrics'], { input: text, encoding: 'utf8' });
-  return r.status === 0 && r.stdout.trim() === '' && r.stderr.trim() === '' ? '' : `${r.stdout}${r.stderr}`.trim() || `exit ${r.status}`;
 }
 
 describe('metrics', () => {

@@ -38,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
       );
     for (const c of COMMANDS) parser = parser.command(c.name, c.describe, c.builder, c.handler);
     await parser
-      .demandCommand(1, 'name a command: reconstruct, simulate, fsc or demo')
+      .demandCommand(1, 'name a command: reconstruct, coordinator, worker, simulate, fsc or demo')
       .strictCommands()
       .help()
       .version()
