@@ -85,6 +85,41 @@ for (const b of BOXES) {
   };
   results.endToEnd.push(row);
 }
+// ---------------------------------------------------------------- distributed (box 128)
+// A coordinator and 2 single-thread workers on loopback against the local 2-thread run.
+const natsBin = fs.existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
+const haveNats = spawnSync(natsBin, ['--version']).status === 0;
+if (haveNats && BOXES.includes(128)) {
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const port = await new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const nats = spawn(natsBin, ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 500));
+  const walls = [];
+  try {
+    for (let r = 0; r < Math.min(RUNS, 3); r++) {
+      const runId = `bench${r}`;
+      const t0 = process.hrtime.bigint();
+      const coord = spawn(process.execPath, [CLI, 'coordinator', '--nats', `nats://127.0.0.1:${port}`, '--run-id', runId, '--i', 'optimisation_set.star', '--b', '128', '--j', '2', '--o', path.join(out, `dist${r}`)], { cwd: dataset, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      coord.stderr.on('data', (d) => (err += d));
+      const workers = [0, 1].map(() => spawn(process.execPath, [CLI, 'worker', '--nats', `nats://127.0.0.1:${port}`, '--run-id', runId, '--threads', '1'], { stdio: 'ignore' }));
+      const code = await new Promise((resolve) => coord.on('exit', resolve));
+      walls.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      await Promise.all(workers.map((w) => new Promise((resolve) => (w.exitCode !== null ? resolve() : w.on('exit', resolve)))));
+      if (code !== 0) throw new Error(`distributed bench run failed:\n${err}`);
+    }
+  } finally {
+    nats.kill();
+  }
+  const local = results.endToEnd.find((e) => e.box === 128);
+  results.distributed = { box: 128, workers: 2, threadsPerWorker: 1, wallMedianS: median(walls), wallAllS: walls, localWallMedianS: local.wallMedianS, ratio: median(walls) / local.wallMedianS };
+}
 fs.rmSync(out, { recursive: true, force: true });
 
 // ---------------------------------------------------------------- stages (single thread, box 128)
@@ -141,6 +176,10 @@ for (const r of results.endToEnd) {
     `${String(r.box).padEnd(4)} ${r.wallMedianS.toFixed(2).padStart(8)} s   ${r.relion ? r.relion.wall.toFixed(2).padStart(5) + ' s' : '    —  '}  ${r.peakRssMB.toFixed(0).padStart(6)} MB  ${r.relion ? String(r.relion.rssMB).padStart(5) + ' MB' : '   —    '}  ${r.particleTiltsPerS.toFixed(0).padStart(8)}`,
   );
   console.log(`     phases: ${r.lastPhases}`);
+}
+if (results.distributed) {
+  const d = results.distributed;
+  console.log(`\ndistributed, coordinator + 2 single-thread workers on loopback, box 128: ${d.wallMedianS.toFixed(2)} s (local 2 threads ${d.localWallMedianS.toFixed(2)} s, ratio ${d.ratio.toFixed(2)})`);
 }
 console.log('\nstages (one thread, box 128):');
 for (const [name, ms] of Object.entries(results.stages)) console.log(`  ${name.padEnd(22)} ${ms.toFixed(3)} ms`);

@@ -37,7 +37,7 @@ export function electronWavelength(kV: number): number {
   return 12.2643247 / Math.sqrt(v * (1 + v * 0.978466e-6));
 }
 
-export function ctfConstants(p: CtfParams, where = 'CTF'): CtfConstants {
+export function ctfConstants(p: CtfParams, where = 'CTF', out?: CtfConstants): CtfConstants {
   if (!(p.q0 >= 0 && p.q0 <= 1)) {
     throw new TomoError(`${where}: amplitude contrast ${p.q0} is outside [0, 1]`);
   }
@@ -49,17 +49,17 @@ export function ctfConstants(p: CtfParams, where = 'CTF'): CtfConstants {
   const theta = p.defocusAngle * DEG2RAD;
   const c = Math.cos(theta);
   const s = Math.sin(theta);
-  return {
-    k1: PI * lambda,
-    k2: (PI / 2) * csA * lambda * lambda * lambda,
-    k3: Math.atan(p.q0 / Math.sqrt(1 - p.q0 * p.q0)),
-    k4: -p.bfactor / 4,
-    k5: p.phaseShift * DEG2RAD,
-    axx: -(p.defocusU * c * c + p.defocusV * s * s),
-    axy: -(p.defocusU - p.defocusV) * s * c,
-    ayy: -(p.defocusU * s * s + p.defocusV * c * c),
-    scale: p.scale,
-  };
+  const k = out ?? ({} as CtfConstants);
+  k.k1 = PI * lambda;
+  k.k2 = (PI / 2) * csA * lambda * lambda * lambda;
+  k.k3 = Math.atan(p.q0 / Math.sqrt(1 - p.q0 * p.q0));
+  k.k4 = -p.bfactor / 4;
+  k.k5 = p.phaseShift * DEG2RAD;
+  k.axx = -(p.defocusU * c * c + p.defocusV * s * s);
+  k.axy = -(p.defocusU - p.defocusV) * s * c;
+  k.ayy = -(p.defocusU * s * s + p.defocusV * c * c);
+  k.scale = p.scale;
+  return k;
 }
 
 /** CTF value at spatial frequency (X, Y) in 1/Å, with an optional even-aberration phase γ0. */

@@ -2,7 +2,7 @@
  * Fourier-space insertion of one 2-D slice into the 3-D accumulators
  * (FourierBackprojection::backprojectSlice_backward, numerics.md §5.7).
  */
-import { Mat3, invert3, transpose3 } from '../geometry/matrix.js';
+import { Mat3 } from '../geometry/matrix.js';
 
 /** Data (interleaved complex, double) and weight (double) accumulators of one half set, sh×s×s. */
 export interface Accumulator {
@@ -21,6 +21,8 @@ export function accumulatorBytes(s: number): number {
   return sh * s * s * 3 * 8;
 }
 
+const cofactorQ = new Float64Array(9);
+
 /**
  * Inserts slice (P, Wt) under the insertion matrix M (particle box → image x, y, depth).
  * Voxel k receives the slice value at (Q k).xy, Q = (M⁻¹)ᵀ, weighted by 1 − |(Q k).z|, for every
@@ -35,7 +37,18 @@ export function backprojectSlice(
   maxFreq: number,
 ): void {
   const sh = (s >> 1) + 1;
-  const Q = transpose3(invert3(M));
+  // Q = (M⁻¹)ᵀ = cofactor(M) / det(M) (adjugate inverse, as RELION's t3Matrix::invert).
+  const det = M[0] * (M[4] * M[8] - M[5] * M[7]) - M[1] * (M[3] * M[8] - M[5] * M[6]) + M[2] * (M[3] * M[7] - M[4] * M[6]);
+  const Q = cofactorQ;
+  Q[0] = (M[4] * M[8] - M[5] * M[7]) / det;
+  Q[1] = (M[5] * M[6] - M[3] * M[8]) / det;
+  Q[2] = (M[3] * M[7] - M[4] * M[6]) / det;
+  Q[3] = (M[2] * M[7] - M[1] * M[8]) / det;
+  Q[4] = (M[0] * M[8] - M[2] * M[6]) / det;
+  Q[5] = (M[1] * M[6] - M[0] * M[7]) / det;
+  Q[6] = (M[1] * M[5] - M[2] * M[4]) / det;
+  Q[7] = (M[2] * M[3] - M[0] * M[5]) / det;
+  Q[8] = (M[0] * M[4] - M[1] * M[3]) / det;
   const q00 = Q[0], q01 = Q[1], q02 = Q[2];
   const q10 = Q[3], q11 = Q[4], q12 = Q[5];
   const nx = Q[6], ny = Q[7], nz = Q[8];

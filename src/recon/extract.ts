@@ -22,6 +22,8 @@ export class ExtractionWorkspace {
   /** Circular-crop mask and "outside" flags, depending only on s0. */
   readonly mask: Float64Array;
   readonly outside: Uint8Array;
+  /** Source column of each square column, clamped to the image (edge replication), per call. */
+  readonly columns: Int32Array;
   /** exp(2πi·t·k/n) along x (sh) and along y (s), interleaved, per call. */
   readonly phaseX: Float64Array;
   readonly phaseY: Float64Array;
@@ -35,6 +37,7 @@ export class ExtractionWorkspace {
     this.spectrum0 = new Float64Array(2 * this.sh0 * s0);
     this.mask = new Float64Array(s0 * s0);
     this.outside = new Uint8Array(s0 * s0);
+    this.columns = new Int32Array(s0);
     this.phaseX = new Float64Array(2 * this.sh);
     this.phaseY = new Float64Array(2 * s);
     const m = Math.floor(s0 / 2);
@@ -76,33 +79,39 @@ export function extractFrameSpectrum(
   const ox = roundHalfAway(cx) - half0;
   const oy = roundHalfAway(cy) - half0;
 
+  // Clamped source columns once per call (edge replication), not per pixel.
+  const cols = ws.columns;
+  for (let x = 0; x < s0; x++) cols[x] = clamp(x + ox, imageW - 1);
+
   // Mean of the pixels outside the crop circle (double accumulation), needed before masking.
   let mu = 0;
   if (circleCrop) {
     let sum = 0;
     let n = 0;
     for (let y = 0; y < s0; y++) {
-      const sy = clamp(y + oy, imageH - 1);
-      const rowOff = frameOffset + sy * imageW;
+      const rowOff = frameOffset + clamp(y + oy, imageH - 1) * imageW;
+      const m = y * s0;
       for (let x = 0; x < s0; x++) {
-        if (outside[y * s0 + x]) {
-          sum += stack[rowOff + clamp(x + ox, imageW - 1)];
+        if (outside[m + x]) {
+          sum += stack[rowOff + cols[x]];
           n++;
         }
       }
     }
     mu = n > 0 ? sum / n : 0;
   }
-  // Write I(x,y) to J((x − s0/2) mod s0, (y − s0/2) mod s0): the centred FFT's index rotation.
+  // Write I(x,y) to J((x − s0/2) mod s0, (y − s0/2) mod s0): the centred FFT's index rotation,
+  // done as two contiguous runs per row.
+  const h = s0 >> 1;
   for (let y = 0; y < s0; y++) {
-    const sy = clamp(y + oy, imageH - 1);
-    const rowOff = frameOffset + sy * imageW;
-    const jy = (y + s0 - (s0 >> 1)) % s0;
+    const rowOff = frameOffset + clamp(y + oy, imageH - 1) * imageW;
+    const jRow = ((y + s0 - h) % s0) * s0;
+    const m = y * s0;
     for (let x = 0; x < s0; x++) {
-      const v = stack[rowOff + clamp(x + ox, imageW - 1)];
-      const jx = (x + s0 - (s0 >> 1)) % s0;
+      const v = stack[rowOff + cols[x]];
+      const jx = x < h ? x + s0 - h : x - h;
       // RELION stores the masked square as float.
-      square[jy * s0 + jx] = circleCrop ? Math.fround(mask[y * s0 + x] * (v - mu)) : v;
+      square[jRow + jx] = circleCrop ? Math.fround(mask[m + x] * (v - mu)) : v;
     }
   }
   const spec = rfft2(square, s0, s0, ws.spectrum0);

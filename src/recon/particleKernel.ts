@@ -5,7 +5,7 @@
  */
 import { Mat3, Mat4, Vec3, applyPoint4 } from '../geometry/matrix.js';
 import { isVisible } from '../geometry/projection.js';
-import { ctfConstants, drawCtf, CtfParams } from '../physics/ctf.js';
+import { ctfConstants, drawCtf, CtfConstants, CtfParams } from '../physics/ctf.js';
 import { doseXRanges, drawDoseWeights } from '../physics/dose.js';
 import { AberrationTables, applyOddAberration } from '../physics/aberrations.js';
 import { Deformation, addDeformation, fourierFrequencies } from '../geometry/deformation.js';
@@ -53,6 +53,11 @@ export interface TomogramTables {
   noiseWeights: Float32Array | null;
   /** Frequencies of a Fourier deformation model (computed once per tomogram). */
   deformationFrequencies: Float64Array | undefined;
+  /** Per-frame views into the tables above, and the depth of the tomogram centre (no per-call allocation). */
+  frameDose: Float32Array[];
+  frameRanges: Int32Array[];
+  frameNoise: (Float32Array | null)[];
+  centreDepth: Float64Array;
   binnedPixelSize: number;
 }
 
@@ -75,7 +80,29 @@ export function buildTomogramTables(
   }
   const d = geometry.deformation;
   const deformationFrequencies = d?.type === 'Fourier' ? fourierFrequencies(d.gridX, d.gridY, d.imageW, d.imageH) : undefined;
-  return { geometry, stack, doseWeights, xRanges, noiseWeights, deformationFrequencies, binnedPixelSize: pb };
+  const frameDose: Float32Array[] = [];
+  const frameRanges: Int32Array[] = [];
+  const frameNoise: (Float32Array | null)[] = [];
+  const centreDepth = new Float64Array(F);
+  for (let f = 0; f < F; f++) {
+    frameDose.push(doseWeights.subarray(f * sh * s, (f + 1) * sh * s));
+    frameRanges.push(xRanges.subarray(f * s, (f + 1) * s));
+    frameNoise.push(noiseWeights ? noiseWeights.subarray(f * sh * s, (f + 1) * sh * s) : null);
+    centreDepth[f] = applyPoint4(geometry.projections[f], geometry.centre)[2];
+  }
+  return {
+    geometry,
+    stack,
+    doseWeights,
+    xRanges,
+    noiseWeights,
+    deformationFrequencies,
+    frameDose,
+    frameRanges,
+    frameNoise,
+    centreDepth,
+    binnedPixelSize: pb,
+  };
 }
 
 /**
@@ -114,6 +141,10 @@ export class KernelWorkspace {
   readonly sliceWeight: Float32Array; // sh×s
   readonly ctf: Float32Array; // sh×s
   readonly insertion = new Float64Array(9);
+  /** Projected particle centre of the current frame (x, y). */
+  readonly centre: [number, number] = [0, 0];
+  readonly ctfConstants = {} as CtfConstants;
+  readonly ctfParams: CtfParams = { defocusU: 0, defocusV: 0, defocusAngle: 0, voltage: 0, cs: 0, q0: 0, bfactor: 0, scale: 1, phaseShift: 0 };
 
   constructor(readonly opts: KernelOptions) {
     const sh = (opts.s >> 1) + 1;
@@ -175,10 +206,12 @@ export function processParticleFrame(
   const g = t.geometry;
   const half = rec[offset];
   const aberr: AberrationTables | undefined = opts.aberrations[rec[offset + 1]];
-  const pos: Vec3 = [rec[offset + 2], rec[offset + 3], rec[offset + 4]];
-  const A = rec.subarray(offset + 5, offset + 14);
+  const px = rec[offset + 2];
+  const py = rec[offset + 3];
+  const pz = rec[offset + 4];
+  const A = offset + 5; // A(i, j) = rec[A + 3i + j]
   const hasTraj = rec[offset + 14] === 1;
-  const trajAt = offset + REC_HEADER;
+  const trajAt = offset + REC_HEADER + 3 * f;
   const visRadius = s / 2; // binned box in unbinned pixels ([Q7])
   const scaleRatio = opts.outputPixelSize / t.binnedPixelSize;
   const P = ws.slice;
@@ -186,23 +219,30 @@ export function processParticleFrame(
   const M = ws.insertion;
   const acc = halves[half];
   const Pf = g.projections[f];
-  const tp: Vec3 = hasTraj
-    ? [rec[trajAt + 3 * f], rec[trajAt + 3 * f + 1], rec[trajAt + 3 * f + 2]]
-    : pos;
-  const c = applyPoint4(Pf, tp);
+  const tx = hasTraj ? rec[trajAt] : px;
+  const ty = hasTraj ? rec[trajAt + 1] : py;
+  const tz = hasTraj ? rec[trajAt + 2] : pz;
+  const c = ws.centre;
+  c[0] = Pf[0] * tx + Pf[1] * ty + Pf[2] * tz + Pf[3];
+  c[1] = Pf[4] * tx + Pf[5] * ty + Pf[6] * tz + Pf[7];
   // Deformations move the projected point (visibility and extraction), not the CTF depth.
   if (g.deformation) addDeformation(g.deformation, f, c[0], c[1], c, t.deformationFrequencies);
   if (!isVisible(c[0], c[1], g.imageW, g.imageH, visRadius)) return false;
   extractFrameSpectrum(ws.extraction, pixels, pixelOffset, g.imageW, g.imageH, c[0], c[1], bin, opts.circleCrop, P);
 
-  const ranges = t.xRanges.subarray(f * s, (f + 1) * s);
+  const ranges = t.frameRanges[f];
   if (opts.doCtf) {
     // Defocus at the particle's depth uses the static position ([Q22]).
-    const dz = g.hand * g.pixelSize * g.defocusSlope * (applyPoint4(Pf, pos)[2] - applyPoint4(Pf, g.centre)[2]);
+    const depth = Pf[8] * px + Pf[9] * py + Pf[10] * pz + Pf[11] - t.centreDepth[f];
+    const dz = g.hand * g.pixelSize * g.defocusSlope * depth;
     const base = g.ctf[f];
-    const k = ctfConstants({ ...base, defocusU: base.defocusU + dz, defocusV: base.defocusV + dz }, g.name);
+    const cp = ws.ctfParams;
+    Object.assign(cp, base);
+    cp.defocusU = base.defocusU + dz;
+    cp.defocusV = base.defocusV + dz;
+    const k = ctfConstants(cp, g.name, ws.ctfConstants);
     drawCtf(k, s, t.binnedPixelSize, ws.ctf, aberr?.even, ranges);
-    const dw = t.doseWeights.subarray(f * sh * s, (f + 1) * sh * s);
+    const dw = t.frameDose[f];
     for (let y = 0; y < s; y++) {
       const R = ranges[y];
       const row = y * sh;
@@ -226,10 +266,10 @@ export function processParticleFrame(
     Wt.fill(1);
   }
   if (aberr?.odd) applyOddAberration(P, aberr.odd);
-  if (t.noiseWeights) {
+  const nw = t.frameNoise[f];
+  if (nw) {
     // Data and weight both multiplied by g ([Q5]); with --no_ctf the weight is g once, not
     // compounded over particles ([Q4], fixed) because Wt is rebuilt for every frame above.
-    const nw = t.noiseWeights.subarray(f * sh * s, (f + 1) * sh * s);
     for (let i = 0; i < nw.length; i++) {
       P[2 * i] *= nw[i];
       P[2 * i + 1] *= nw[i];
@@ -239,7 +279,7 @@ export function processParticleFrame(
   // Insertion matrix M = scaleRatio · P3_f · A.
   for (let i = 0; i < 3; i++) {
     for (let j = 0; j < 3; j++) {
-      M[i * 3 + j] = scaleRatio * (Pf[i * 4] * A[j] + Pf[i * 4 + 1] * A[3 + j] + Pf[i * 4 + 2] * A[6 + j]);
+      M[i * 3 + j] = scaleRatio * (Pf[i * 4] * rec[A + j] + Pf[i * 4 + 1] * rec[A + 3 + j] + Pf[i * 4 + 2] * rec[A + 6 + j]);
     }
   }
   backprojectSlice(acc, s, P, Wt, M, ranges[0]);

@@ -57,38 +57,26 @@ function paeth(a: number, b: number, c: number): number {
   return pb <= pc ? b : c;
 }
 
-/** Filtered scanlines (filter byte + row) for the whole image. */
+/**
+ * Filtered scanlines (filter byte + row) for the whole image. Every row uses the Paeth filter:
+ * one pass, and on slices and plots it compresses about as well as choosing per row (which cost
+ * five passes, a third of the report's time).
+ */
 function filterRows(img: RasterImage): Uint8Array {
   const { width, height, channels: bpp, data } = img;
   const stride = width * bpp;
   const out = new Uint8Array(height * (stride + 1));
-  const cand = [0, 1, 2, 3, 4].map(() => new Uint8Array(stride));
-  const zero = new Uint8Array(stride);
   for (let y = 0; y < height; y++) {
-    const row = data.subarray(y * stride, (y + 1) * stride);
-    const prev = y > 0 ? data.subarray((y - 1) * stride, y * stride) : zero;
-    let best = 0;
-    let bestCost = Infinity;
-    for (let f = 0; f < 5; f++) {
-      const o = cand[f];
-      let cost = 0;
-      for (let i = 0; i < stride; i++) {
-        const a = i >= bpp ? row[i - bpp] : 0;
-        const b = prev[i];
-        const c = i >= bpp ? prev[i - bpp] : 0;
-        const pred = f === 0 ? 0 : f === 1 ? a : f === 2 ? b : f === 3 ? (a + b) >> 1 : paeth(a, b, c);
-        const v = (row[i] - pred) & 0xff;
-        o[i] = v;
-        cost += v < 128 ? v : 256 - v;
-      }
-      if (cost < bestCost) {
-        bestCost = cost;
-        best = f;
-      }
-    }
+    const r = y * stride;
+    const p = r - stride;
     const base = y * (stride + 1);
-    out[base] = best;
-    out.set(cand[best], base + 1);
+    out[base] = 4;
+    for (let i = 0; i < stride; i++) {
+      const a = i >= bpp ? data[r + i - bpp] : 0;
+      const b = y > 0 ? data[p + i] : 0;
+      const c = y > 0 && i >= bpp ? data[p + i - bpp] : 0;
+      out[base + 1 + i] = (data[r + i] - paeth(a, b, c)) & 0xff;
+    }
   }
   return out;
 }
@@ -112,7 +100,7 @@ export function encodePng(img: RasterImage): Uint8Array {
   ihdr[10] = 0; // compression: deflate
   ihdr[11] = 0; // filter method 0 (adaptive, five types)
   ihdr[12] = 0; // no interlace
-  const idat = new Uint8Array(zlib.deflateSync(filterRows(img), { level: 9 }));
+  const idat = new Uint8Array(zlib.deflateSync(filterRows(img), { level: 6 }));
   const parts = [PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))];
   const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
