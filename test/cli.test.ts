@@ -126,6 +126,17 @@ describe('reconstruct flags', () => {
     }
   });
 
+  it('--mem caps the whole process: fewer threads when needed, peak RSS within the cap', () => {
+    const o = outDir();
+    const res = runCli(['reconstruct', '--i', 'optimisation_set.star', '--b', '48', '--j_out', '2', '--j_in', '1', '--mem', '0.12', '--o', o], V1);
+    expect(res.status, res.stderr).toBe(0);
+    const est = /(\d+) thread\(s\), estimated peak memory (\d+) MiB/.exec(res.stderr)!;
+    expect(Number(est[1])).toBe(1);
+    expect(Number(est[2])).toBeLessThanOrEqual(0.12 * 1024);
+    const rss = Number(/peak memory \(RSS\) (\d+) MiB/.exec(res.stderr)![1]);
+    expect(rss).toBeLessThanOrEqual(0.12 * 1024);
+  });
+
   it('prints help with every flag and exits 0', () => {
     const res = runCli(['reconstruct', '--help'], V1);
     expect(res.status).toBe(0);

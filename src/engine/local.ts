@@ -18,6 +18,14 @@ import { Tomogram } from '../model/tomogramSet.js';
 import { PhaseTimes } from './phases.js';
 
 const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+/**
+ * Memory of the Node.js runtime itself (code, V8 heaps, one isolate per thread), measured as peak
+ * RSS minus the planned buffers: 76 MiB with one thread and 86 MiB with two at --b 48, 102 MiB
+ * with two at --b 128 (more garbage-collector slack). Counted so that --mem caps the whole process.
+ */
+const RUNTIME_BYTES = 80 * MiB;
+const RUNTIME_PER_THREAD_BYTES = 15 * MiB;
 
 export interface MemoryPlan {
   threads: number;
@@ -30,10 +38,10 @@ export interface MemoryPlan {
 }
 
 /**
- * Every large buffer of a run: per thread up to two half-set accumulators plus kernel scratch and
- * the per-tomogram dose tables; shared, the largest tilt stack and its particle records, and the
- * running sums; at the end, the summed halves, the merged pair and per tag being finalised one
- * s³ double volume plus the float32 file buffers.
+ * Every large buffer of a run, and the runtime: per thread up to two half-set accumulators plus
+ * kernel scratch, the per-tomogram dose tables and its isolate; shared, the largest tilt stack and
+ * its particle records, the running sums and the Node.js runtime; at the end, the summed halves,
+ * the merged pair and per tag being finalised one s³ double volume plus the float32 file buffers.
  */
 export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
   const { s, s0 } = plan.kernel;
@@ -46,8 +54,8 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
     maxTables = Math.max(maxTables, w.tomogram.frameCount * (sh * s * 4 + s * 4));
     maxRecords = Math.max(maxRecords, w.records.byteLength);
   }
-  const perThreadBytes = 2 * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0) + maxTables;
-  const sharedBytes = maxStack + maxRecords;
+  const perThreadBytes = 2 * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0) + maxTables + RUNTIME_PER_THREAD_BYTES;
+  const sharedBytes = maxStack + maxRecords + RUNTIME_BYTES;
   // Per tag being finalised: its sums (reused as the spectrum), the map V (8 B/voxel) and the
   // float32 weight and file buffers (4 + 4 B/voxel).
   const perTagBytes = accumulatorBytes(s) + 16 * s * s * s;
@@ -57,7 +65,7 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
   let threads = o.threads ?? Math.min(o.jOut * o.jIn, os.availableParallelism());
   if (o.mem > 0) {
     const budget = o.mem * GiB;
-    const minimum = Math.max(sharedBytes + perThreadBytes + 2 * accumulatorBytes(s), 3 * accumulatorBytes(s) + perTagBytes);
+    const minimum = Math.max(sharedBytes + perThreadBytes + 2 * accumulatorBytes(s), RUNTIME_BYTES + 3 * accumulatorBytes(s) + perTagBytes);
     if (budget < minimum) {
       throw new TomoError(
         `--mem ${o.mem} GB cannot hold one accumulator set for --b ${s} and the largest tilt series: at least ${(minimum / GiB).toFixed(3)} GB is needed`,
@@ -65,13 +73,13 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
     }
     const fit = Math.max(1, Math.floor((budget - sharedBytes - 2 * accumulatorBytes(s)) / perThreadBytes));
     if (threads > 0) threads = Math.min(threads, fit);
-    const tagFit = Math.floor((budget - 3 * accumulatorBytes(s)) / perTagBytes);
+    const tagFit = Math.floor((budget - RUNTIME_BYTES - 3 * accumulatorBytes(s)) / perTagBytes);
     finaliseThreads = Math.max(1, Math.min(finaliseThreads, tagFit));
   }
-  const finaliseBytes = 3 * accumulatorBytes(s) + finaliseThreads * perTagBytes;
+  const finaliseBytes = RUNTIME_BYTES + 3 * accumulatorBytes(s) + finaliseThreads * perTagBytes;
   // Symmetrisation holds the sums, shared copies of them and the symmetrised halves.
   const symmetric = !/^[cC]1$/.test(o.sym) || o.nrHelicalAsu > 1;
-  const symmetryBytes = symmetric ? 6 * accumulatorBytes(s) : 0;
+  const symmetryBytes = symmetric ? RUNTIME_BYTES + 6 * accumulatorBytes(s) : 0;
   // While accumulating, the main thread also holds the running sums of both halves.
   const totalBytes = Math.max(
     sharedBytes + Math.max(1, threads) * perThreadBytes + 2 * accumulatorBytes(s),
