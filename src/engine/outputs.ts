@@ -19,12 +19,6 @@ export interface FinaliseOptions {
   outDir: string;
 }
 
-/** Names of the files a run writes, in order. */
-export function outputNames(hasHalfSets: boolean, cropping: boolean): string[] {
-  const tags = hasHalfSets ? ['half1', 'half2', 'merged'] : ['merged'];
-  return tags.flatMap((t) => [`data_${t}.mrc`, `weight_${t}.mrc`, ...(cropping ? [`${t}_full.mrc`] : []), `${t}.mrc`]);
-}
-
 /**
  * Reconstructs and writes one tag from its data and weight sums; `acc` is consumed (its data
  * array is reused as work space), so a tag needs only its sums plus one s³ volume.

@@ -87,11 +87,6 @@ export function invert3(m: Mat3): Mat3 {
   );
 }
 
-/** Upper-left 3×3 block of a 4×4. */
-export function linearPart(m: Mat4): Mat3 {
-  return mat3(m[0], m[1], m[2], m[4], m[5], m[6], m[8], m[9], m[10]);
-}
-
 export function translation4(t: Vec3): Mat4 {
   const m = identity4();
   m[3] = t[0];

@@ -1,6 +1,6 @@
 /**
- * Tilt-series geometry: projection matrices from angles (numerics.md §4.3), projection of a
- * tomogram point (§4.4) and the visibility test (§4.5).
+ * Tilt-series geometry: projection matrices from angles (numerics.md §4.3), the depth of a point
+ * and the visibility test (§4.5). The kernel projects points inline (particleKernel.ts).
  */
 import {
   Mat4,
@@ -42,12 +42,6 @@ export function projectionFromAngles(
     0,
   ]);
   return mul4(post, mul4(embed3in4(rot), pre));
-}
-
-/** Image position (u, v) of tomogram point p in frame with projection P. */
-export function projectPoint(P: Mat4, p: Vec3): [number, number] {
-  const q = applyPoint4(P, p);
-  return [q[0], q[1]];
 }
 
 /** Strict inequality on all four sides, radius in unbinned pixels. */

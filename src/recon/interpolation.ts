@@ -3,6 +3,8 @@
  * Interpolation::linearXY_complex_FftwHalf_clip / linearXY_symmetric_FftwHalf_clip):
  * negative x is read from the Hermitian mate (conjugated for complex data), y wraps
  * periodically, and at the Nyquist column the second x sample is column sh−2 ([Q10]).
+ * The back-projection inlines both (sharing the indices); these plain versions are the reference
+ * its tests compare against.
  */
 
 /** Result slots for interpolateComplex2D, to avoid allocating a pair per call. */
