@@ -28,7 +28,7 @@ import {
   writeDistributedCheckpoint,
 } from '../src/distributed/checkpoint.js';
 import { CoordinatorOptions, zmqEndpoint } from '../src/distributed/flags.js';
-import { ChunkLedger, CommittedRecord } from '../src/distributed/ledger.js';
+import { ChunkLedger, CommittedRecord, Dispatch, SpeculationPolicy } from '../src/distributed/ledger.js';
 import { Logger } from '../src/distributed/log.js';
 import { planCoordinatorMemory } from '../src/distributed/memory.js';
 import {
@@ -53,6 +53,8 @@ import { CoordinatorMetrics } from '../src/metrics/registry.js';
 
 const MiB = 1024 ** 2;
 const WINDOW = 2;
+/** Counted chunks needed before the median chunk time is trusted for speculation. */
+const SPECULATION_MIN_SAMPLES = 3;
 
 interface WorkerRec {
   id: string;
@@ -75,6 +77,8 @@ interface WorkerRec {
   joinedMs: number;
   lastDoneAt: number;
   rate: number;
+  /** Smoothed hand-out-to-completion time of its counted chunks, ms (0 = none yet). */
+  chunkMs: number;
 }
 
 interface Round {
@@ -629,16 +633,45 @@ export class Coordinator {
       joinedMs: now,
       lastDoneAt: 0,
       rate: 0,
+      chunkMs: 0,
     });
     this.log.info('worker joined', { worker: req.worker, host: req.host, pid: req.pid, endpoint: req.endpoint, mem: req.memGB, threads: req.threads });
     return { type: 'joined', info: this.runInfo() };
   }
 
   private onWork(w: WorkerRec, req: WorkRequest): Reply {
-    req.done.forEach((id, i) => {
-      if (this.ledger.complete(w.id, id) === 'ok') {
+    // Copies the worker stopped on our word (cancel): never counted.
+    (req.cancelled ?? []).forEach((id, i) => {
+      const attempt = req.cancelledAttempts?.[i] ?? -1;
+      if (!this.validChunk(id)) return;
+      const before = this.ledger.state(id);
+      if (!this.ledger.cancelled(w.id, id, attempt)) return;
+      this.metrics?.duplicatesDropped.inc();
+      this.log.info('cancelled copy dropped', { chunk: id, worker: w.id, attempt });
+      if (before === 'assigned' && this.ledger.state(id) === 'pending') this.broadcast({ type: 'wake' });
+    });
+    // The first completion of a running copy is counted; every other one is dropped. The worker
+    // holds each finished copy outside its accumulators until it has this verdict.
+    const verdicts = req.done.map((id, i) => {
+      const attempt = req.doneAttempts?.[i];
+      const c = this.ledger.completion(w.id, id, attempt);
+      if (c.verdict === 'count') {
         w.completed++;
-        this.log.debug('chunk done', { chunk: id, worker: w.id });
+        if (c.ms !== undefined) w.chunkMs = w.chunkMs === 0 ? c.ms : 0.5 * w.chunkMs + 0.5 * c.ms;
+        this.log.debug('chunk done', { chunk: id, worker: w.id, ms: c.ms });
+        for (const s of c.superseded) {
+          // Stop the losing copy; should it finish first anyway, its verdict is 'drop'.
+          this.publish(this.subj.control(s.worker), { type: 'cancel', epoch: this.epoch, chunk: id, attempt: s.attempt });
+        }
+        if (c.superseded.length) {
+          this.log.info('first completion counted; other copies are cancelled and dropped', {
+            chunk: id,
+            worker: w.id,
+            attempt,
+            speculative: this.ledger.attempt(id, attempt)?.speculative === true,
+            superseded: c.superseded.map((s) => s.worker),
+          });
+        }
         const m = this.metrics;
         if (m) {
           const n = this.ledger.chunk(id).count;
@@ -654,11 +687,23 @@ export class Coordinator {
           }
           w.lastDoneAt = now;
         }
-      } else {
-        this.metrics?.duplicatesDropped.inc();
-        this.log.warn('duplicate or stale completion dropped', { chunk: id, worker: w.id, state: this.ledger.state(id) });
+        return true;
       }
+      this.metrics?.duplicatesDropped.inc();
+      const late = this.validChunk(id) && this.ledger.attempt(id, attempt)?.outcome === 'dropped' && this.ledger.attempt(id, attempt)?.worker === w.id;
+      if (late) this.log.info('late copy dropped (another copy was counted first)', { chunk: id, worker: w.id, attempt });
+      else this.log.warn('duplicate or stale completion dropped', { chunk: id, worker: w.id, attempt, state: this.validChunk(id) ? this.ledger.state(id) : 'unknown' });
+      return false;
     });
+    const r = this.workReply(w, req);
+    return req.done.length ? { ...r, verdicts } : r;
+  }
+
+  private validChunk(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < this.ledger.size;
+  }
+
+  private workReply(w: WorkerRec, req: WorkRequest): Reply {
     if (req.done.length) this.progress();
     this.advance();
     if (this.phase === 'failed') return { type: 'finished', ok: false, message: this.failure?.message };
@@ -674,15 +719,65 @@ export class Coordinator {
         return { type: 'reduce', plan };
       }
     }
-    if (this.phase !== 'running' || req.idle <= 0) return { type: 'wait', ms: 300 };
-    const chunk = this.ledger.assign(w.id, req.holds);
-    if (!chunk) return { type: 'wait', ms: 500 };
-    this.log.info('chunk assigned', { chunk: chunk.id, worker: w.id, tomogram: chunk.tomoName, first: chunk.first, count: chunk.count });
+    if (req.idle <= 0 || (this.phase !== 'running' && this.phase !== 'draining')) return { type: 'wait', ms: 300 };
+    const d = this.phase === 'running' ? this.ledger.dispatch(w.id, req.holds, this.holdFor(w)) : null;
+    if (d) {
+      const c = d.chunk;
+      this.log.info('chunk assigned', { chunk: c.id, worker: w.id, tomogram: c.tomoName, first: c.first, count: c.count, attempt: d.attempt, held: d.held });
+      return this.chunkReply(d);
+    }
+    // Nothing pending (or a commit round is draining): an idle worker takes a second copy of a
+    // chunk that has been running for much longer than the typical chunk (a straggler's).
+    const policy = this.speculation();
+    const s = this.ledger.speculate(w.id, policy);
+    if (s) {
+      this.metrics?.requeues.inc();
+      this.log.info('straggler: chunk re-dispatched to an idle worker', {
+        chunk: s.chunk.id,
+        worker: w.id,
+        attempt: s.attempt,
+        runningOn: this.ledger.runners(s.chunk.id).filter((x) => x !== w.id),
+        medianChunkMs: Math.round(this.ledger.medianChunkMs() ?? 0),
+      });
+      return this.chunkReply(s);
+    }
+    // Come back when a running chunk becomes a straggler candidate (at most 500 ms).
+    const dueIn = this.ledger.nextSpeculationIn(w.id, policy, 500);
+    return { type: 'wait', ms: dueIn === null ? 500 : Math.max(20, Math.ceil(dueIn) + 10) };
+  }
+
+  /**
+   * Whether the next chunk for `w` is handed out held (computed outside its accumulators until
+   * the verdict, so that it can be raced by a speculative copy) rather than direct (summed
+   * straight in, no extra pass over a volume set): when its speed is not known yet, when it is a
+   * straggler (its chunks take longer than the speculation threshold), and for the last chunks
+   * (no more pending than live compute threads), which are the ones a slow worker can hold up.
+   */
+  private holdFor(w: WorkerRec): boolean {
+    const factor = this.c.speculateAfter;
+    if (!(factor > 0)) return false;
+    if (w.chunkMs === 0) return true;
+    const median = this.ledger.medianChunkMs(SPECULATION_MIN_SAMPLES);
+    if (median !== null && w.chunkMs > factor * median) return true;
+    let lanes = 0;
+    for (const x of this.workers.values()) if (x.state === 'live') lanes += x.threads;
+    return this.ledger.count('pending') <= lanes;
+  }
+
+  private speculation(): SpeculationPolicy {
+    return { factor: this.c.speculateAfter, minSamples: SPECULATION_MIN_SAMPLES };
+  }
+
+  private chunkReply(d: Dispatch): Reply {
+    const chunk = d.chunk;
     const work = this.plan.work[chunk.work];
     const len = particleRecordLength(work.tomogram.frameCount);
     return {
       type: 'chunk',
       chunk,
+      attempt: d.attempt,
+      ...(d.held ? { held: true } : {}),
+      ...(d.speculative ? { speculative: true } : {}),
       tomo: this.tomoInfo(chunk.work),
       records: work.records.slice(chunk.first * len, (chunk.first + chunk.count) * len),
     };
@@ -982,6 +1077,7 @@ export class Coordinator {
         chunkSize: this.chunkSize,
         heartbeatTimeoutS: this.c.heartbeatTimeoutS,
         commitIntervalS: this.c.commitIntervalS,
+        speculateAfter: this.c.speculateAfter,
         segmentMiB: this.c.segmentMiB,
       },
       totals: {
@@ -994,6 +1090,9 @@ export class Coordinator {
         attemptsThisRun: thisRun.reduce((n, c) => n + c.attempts.filter((a) => a.epoch === this.epoch).length, 0),
         chunksRedoneAfterLoss: chunks.filter((c) => c.attempts.some((a) => a.outcome === 'lost')).length,
         duplicatesDropped: this.ledger.duplicatesDropped,
+        speculativeCopies: this.ledger.speculations,
+        speculativeCopiesCounted: chunks.filter((c) => c.attempts.some((a) => a.speculative && (a.outcome === 'done' || a.outcome === 'committed'))).length,
+        copiesCancelled: chunks.reduce((n, c) => n + c.attempts.filter((a) => a.cancelled).length, 0),
         rounds: this.roundLog.filter((r) => r.outcome === 'committed').length,
         abortedRounds: this.roundLog.filter((r) => r.outcome === 'aborted').length,
       },

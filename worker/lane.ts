@@ -4,6 +4,15 @@
  * Chunks are processed frame by frame with processParticleFrame: for each tilt, one frame is
  * read (or taken from the cache) and every particle of the chunk is inserted from it, so only
  * the frames the memory plan allows are ever held.
+ *
+ * A chunk handed out *held* is back-projected into a scratch volume set, not into the
+ * accumulators: it may be a copy that another worker finishes first (speculative re-dispatch of a
+ * straggler's chunk). The thread reports it done and holds it until the coordinator's verdict
+ * arrives: count (add the scratch into the accumulators and zero it) or drop (zero it). A held
+ * copy can be cancelled while it runs (the main thread stores its token in a shared cell,
+ * checked between frames): the partial sums are discarded. Nothing but a counted chunk ever
+ * reaches the accumulators. A chunk handed out *direct* (the coordinator will count it: it never
+ * races another copy) goes straight into the accumulators, without the extra pass.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isTomoError } from '../src/errors.js';
@@ -18,6 +27,10 @@ export interface LaneInit {
   kernel: KernelOptions;
   /** data, weight of half 1, then of half 2 when there are half sets (shared memory). */
   arrays: Float64Array[];
+  /** The same layout: the chunk being computed, or finished and awaiting its verdict. */
+  scratch: Float64Array[];
+  /** Shared cell [0]: the token of the chunk to cancel (set and notified by the main thread). */
+  control: Int32Array;
   cacheFrames: number;
   framePixels: number;
   delayMs: number;
@@ -25,25 +38,56 @@ export interface LaneInit {
 
 export interface LaneChunk {
   type: 'chunk';
+  /** Unique per worker process; names this copy in cancel requests and replies. */
+  token: number;
+  /** Into the scratch set, held until the verdict; else straight into the accumulators. */
+  held: boolean;
   chunk: Chunk;
   tomo: TomoInfo;
   records: Float64Array;
 }
 
+/** The coordinator's verdict on the finished chunk held in scratch. */
+export interface LaneVerdict {
+  type: 'verdict';
+  token: number;
+  chunk: number;
+  count: boolean;
+}
+
+export type LaneMessage = LaneChunk | LaneVerdict;
+
 export type LaneReply =
-  | { type: 'done'; chunk: number; particles: number; tiltImages: number; seconds: number; holds: number[] }
+  | { type: 'done'; token: number; chunk: number; held: boolean; particles: number; tiltImages: number; seconds: number; holds: number[] }
+  | { type: 'cancelled'; token: number; chunk: number }
+  | { type: 'folded'; token: number; chunk: number; counted: boolean; seconds: number }
   | { type: 'error'; chunk: number; message: string; userError: boolean; stack?: string };
 
 const port = parentPort!;
 const init = workerData as LaneInit;
 const kernel = init.kernel;
 const ws = new KernelWorkspace(kernel);
-const a = init.arrays;
-const h1: Accumulator = { data: a[0], weight: a[1] };
-const halves: Accumulator[] = a.length >= 4 ? [h1, { data: a[2], weight: a[3] }] : [h1, h1];
+const acc = init.arrays;
+const scratch = init.scratch;
+const control = init.control;
+function pairs(a: Float64Array[]): Accumulator[] {
+  const h1: Accumulator = { data: a[0], weight: a[1] };
+  return a.length >= 4 ? [h1, { data: a[2], weight: a[3] }] : [h1, h1];
+}
+const scratchHalves = pairs(scratch);
+const accHalves = pairs(acc);
+/** The token of the chunk held in scratch (finished, awaiting its verdict), or 0. */
+let heldToken = 0;
+/** Half sets the chunk in scratch has particles of: only those arrays are folded and zeroed. */
+const touched = [false, false];
+
+class Cancelled extends Error {}
+
+function checkCancel(token: number): void {
+  if (Atomics.load(control, 0) === token) throw new Cancelled();
+}
 const cache = new FrameCache(init.cacheFrames, init.framePixels);
 const tables = new Map<number, TomogramTables>();
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 function tablesFor(t: TomoInfo): TomogramTables {
   let tab = tables.get(t.work);
@@ -71,21 +115,38 @@ function tablesFor(t: TomoInfo): TomogramTables {
 
 function run(m: LaneChunk): void {
   const t0 = Date.now();
-  const { chunk, tomo, records } = m;
+  const { chunk, tomo, records, token, held } = m;
+  const halves = held ? scratchHalves : accHalves;
+  if (heldToken !== 0) throw new Error(`chunk ${chunk.id} given while the scratch still holds an unanswered chunk`);
+  const len = tomo.recordLength;
+  touched[0] = touched[1] = false;
+  // The record's first value is the particle's half set (0 or 1); without half sets both map to the one pair.
+  for (let p = 0; p < chunk.count; p++) touched[scratch.length >= 4 && records[p * len] === 1 ? 1 : 0] = true;
   const g = tomo.geometry;
   const tab = tablesFor(tomo);
   cache.begin(tomo.work, g.frameCount);
-  const len = tomo.recordLength;
   let tiltImages = 0;
   for (let f = 0; f < g.frameCount; f++) {
+    checkCancel(token);
     const frame = cache.get(tomo.work, f, tomo.frames[f], g.imageW, g.imageH, g.name);
     for (let p = 0; p < chunk.count; p++) if (processParticleFrame(ws, tab, records, p * len, f, halves, frame, 0)) tiltImages++;
   }
-  // TOMORECON_TEST_CHUNK_DELAY_MS: make chunks slow so that tests can interrupt a run mid-way.
-  if (init.delayMs > 0) Atomics.wait(sleeper, 0, 0, init.delayMs);
+  // TOMORECON_TEST_CHUNK_DELAY_MS: make chunks slow so that tests can interrupt a run mid-way
+  // (a cancel wakes the wait).
+  if (init.delayMs > 0) {
+    const until = Date.now() + init.delayMs;
+    for (let left = init.delayMs; left > 0; left = until - Date.now()) {
+      checkCancel(token);
+      Atomics.wait(control, 0, Atomics.load(control, 0), left);
+    }
+  }
+  checkCancel(token);
+  if (held) heldToken = token;
   const reply: LaneReply = {
     type: 'done',
+    token,
     chunk: chunk.id,
+    held,
     particles: chunk.count,
     tiltImages,
     seconds: (Date.now() - t0) / 1000,
@@ -94,10 +155,46 @@ function run(m: LaneChunk): void {
   port.postMessage(reply);
 }
 
-port.on('message', (m: LaneChunk) => {
+/** Count: add the scratch into the accumulators; either way zero the scratch (one pass). */
+function settle(m: LaneVerdict): void {
+  const t0 = Date.now();
+  if (heldToken !== m.token) throw new Error(`verdict for chunk ${m.chunk} (copy ${m.token}), which this thread does not hold`);
+  for (let k = 0; k < scratch.length; k++) {
+    if (!touched[k >> 1]) continue;
+    const s = scratch[k];
+    if (m.count) {
+      const d = acc[k];
+      for (let i = 0; i < s.length; i++) {
+        d[i] += s[i];
+        s[i] = 0;
+      }
+    } else s.fill(0);
+  }
+  heldToken = 0;
+  const reply: LaneReply = { type: 'folded', token: m.token, chunk: m.chunk, counted: m.count, seconds: (Date.now() - t0) / 1000 };
+  port.postMessage(reply);
+}
+
+port.on('message', (m: LaneMessage) => {
+  if (m.type === 'verdict') {
+    try {
+      settle(m);
+    } catch (e) {
+      port.postMessage({ type: 'error', chunk: m.chunk, message: (e as Error).message, userError: false, stack: (e as Error).stack } satisfies LaneReply);
+    }
+    return;
+  }
   try {
     run(m);
   } catch (e) {
+    if (e instanceof Cancelled) {
+      // All of it: the chunk may have been stopped before its half sets were known. (A direct
+      // chunk is cancelled only when the worker drops all its sums, to rejoin.)
+      if (m.held) for (const s of scratch) s.fill(0);
+      port.postMessage({ type: 'cancelled', token: m.token, chunk: m.chunk.id } satisfies LaneReply);
+      return;
+    }
+    if (m.held) for (const s of scratch) s.fill(0);
     const reply: LaneReply = {
       type: 'error',
       chunk: m.chunk.id,

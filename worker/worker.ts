@@ -1,8 +1,11 @@
 /**
  * A worker process: joins the run over NATS, pulls chunks when a compute thread is idle,
  * heartbeats, and takes part in commit rounds (reduction tree over ZeroMQ). Its accumulators
- * hold the chunks done since the last commit; they are zeroed only when the coordinator says
- * the round that carried them was committed.
+ * hold the chunks done and counted since the last commit; they are zeroed only when the
+ * coordinator says the round that carried them was committed. A chunk handed out *held* is
+ * computed into its thread's scratch set and stays there until the coordinator's verdict (in the
+ * reply that acknowledges it): count (folded into the accumulators) or drop (another copy was
+ * counted first). A *direct* chunk (one that is never raced) is summed straight in.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,14 +33,37 @@ import { connectNats } from '../coordinator/net/nats.js';
 import { AbortedError, DataPlane } from '../coordinator/net/dataPlane.js';
 import { MetricsServer, serveMetrics } from '../coordinator/net/metricsServer.js';
 import { WorkerMetrics } from '../src/metrics/registry.js';
-import type { LaneChunk, LaneInit, LaneReply } from './lane.js';
+import type { LaneChunk, LaneInit, LaneReply, LaneVerdict } from './lane.js';
 
 const MiB = 1024 ** 2;
+
+/** A copy of a chunk on a compute thread. */
+interface Copy {
+  chunk: number;
+  attempt: number;
+  token: number;
+  /** Computed into the scratch set and held until the verdict; else summed straight into the accumulators. */
+  held: boolean;
+}
 
 interface Lane {
   thread: Thread;
   arrays: Float64Array[];
-  busy: number | null;
+  scratch: Float64Array[];
+  /** [0]: token of the copy to cancel. */
+  control: Int32Array;
+  /** The copy being computed. */
+  busy: Copy | null;
+  /** A finished copy in scratch, awaiting its verdict; deferred: counted during a commit round, folded after it. */
+  holding: (Copy & { deferred: boolean }) | null;
+  /** Verdicts posted and not yet settled by the thread. */
+  folds: number;
+}
+
+/** A finished copy not yet reported to the coordinator. */
+interface Finished extends Copy {
+  lane: Lane;
+  tilts: number;
 }
 
 interface RoundState {
@@ -58,12 +84,17 @@ export class WorkerProcess {
   private mem: WorkerMemoryPlan | null = null;
   private lanes: Lane[] = [];
   private seq = 0;
-  private unreported: number[] = [];
+  private unreported: Finished[] = [];
+  private cancelledCopies: Copy[] = [];
+  private tokens = 0;
+  private foldWaiters: (() => void)[] = [];
+  /** Chunks counted and folded into the accumulators since the last commit. */
   private readonly accChunks = new Set<number>();
   private holds = new Set<number>();
   private roundState: RoundState | null = null;
   private fenced: string | null = null;
   private rejoinAsked = false;
+  private rejoinReason = 'the coordinator restarted';
   private finished: { ok: boolean; message?: string } | null = null;
   private laneFailure: { chunk: number; message: string; userError: boolean } | null = null;
   private wakeUp: (() => void) | null = null;
@@ -76,7 +107,6 @@ export class WorkerProcess {
   private chunksDone = 0;
   private metrics: WorkerMetrics | null = null;
   private metricsServer: MetricsServer | null = null;
-  private unreportedTilts: number[] = [];
 
   constructor(private readonly o: WorkerOptions) {
     this.subj = subjects(o.runId);
@@ -111,7 +141,7 @@ export class WorkerProcess {
           this.log.info('run finished; exiting', { worker: this.id, chunksDone: this.chunksDone, peakRssBytes: peakRss() });
           return;
         }
-        await this.reset('the coordinator restarted');
+        await this.reset(this.rejoinReason);
       }
     } finally {
       await this.shutdown();
@@ -136,7 +166,13 @@ export class WorkerProcess {
         return;
       }
       if (m.type === 'fenced') this.fenced = m.reason;
-      else if (m.type === 'rejoin') this.rejoinAsked = this.info !== null;
+      else if (m.type === 'cancel') {
+        if (m.epoch === this.info?.epoch) this.cancel(m.chunk, m.attempt);
+        return;
+      } else if (m.type === 'rejoin') {
+        this.rejoinAsked = this.info !== null;
+        this.rejoinReason = 'the coordinator restarted';
+      }
       else if (m.type === 'abort') {
         if (this.roundState?.round === m.round) this.roundState.abort.abort('round aborted by the coordinator');
       } else if (m.type === 'finished') this.finished = { ok: m.ok, message: m.message };
@@ -144,6 +180,20 @@ export class WorkerProcess {
     };
     this.subs.push(nc.subscribe(this.subj.control(this.id), { callback: (_e, msg) => handle(msg.data) }));
     this.subs.push(nc.subscribe(this.subj.broadcast, { callback: (_e, msg) => handle(msg.data) }));
+  }
+
+  /** Stops a running copy (another copy of the chunk was counted); its partial sums are discarded. */
+  private cancel(chunk: number, attempt: number): void {
+    const lane = this.lanes.find((l) => l.busy?.chunk === chunk && l.busy.attempt === attempt);
+    if (!lane) return; // finished already: its verdict will be 'drop'
+    if (!lane.busy!.held) {
+      // A direct chunk is never raced, so this cancel is not for it (its partial sums could not be taken back).
+      this.log.warn('cancel for a chunk summed directly ignored', { chunk, attempt });
+      return;
+    }
+    this.log.info('cancelling a copy another worker finished first', { chunk, attempt });
+    Atomics.store(lane.control, 0, lane.busy!.token);
+    Atomics.notify(lane.control, 0);
   }
 
   private wake(): void {
@@ -259,16 +309,28 @@ export class WorkerProcess {
     const sh = (k.s >> 1) + 1;
     for (let i = 0; i < plan.lanes; i++) {
       const arrays: Float64Array[] = [];
-      for (let h = 0; h < info.halves; h++) {
-        arrays.push(new Float64Array(new SharedArrayBuffer(2 * sh * k.s * k.s * 8)));
-        arrays.push(new Float64Array(new SharedArrayBuffer(sh * k.s * k.s * 8)));
+      const scratch: Float64Array[] = [];
+      for (const set of [arrays, scratch]) {
+        for (let h = 0; h < info.halves; h++) {
+          set.push(new Float64Array(new SharedArrayBuffer(2 * sh * k.s * k.s * 8)));
+          set.push(new Float64Array(new SharedArrayBuffer(sh * k.s * k.s * 8)));
+        }
       }
-      const init: LaneInit = { kernel: k, arrays, cacheFrames: plan.cacheFramesPerLane, framePixels: info.maxFramePixels, delayMs: this.delayMs };
+      const control = new Int32Array(new SharedArrayBuffer(4));
+      const init: LaneInit = {
+        kernel: k,
+        arrays,
+        scratch,
+        control,
+        cacheFrames: plan.cacheFramesPerLane,
+        framePixels: info.maxFramePixels,
+        delayMs: this.delayMs,
+      };
       const thread = new Thread(new URL('./lane.js', import.meta.url), { workerData: init });
-      const lane: Lane = { thread, arrays, busy: null };
+      const lane: Lane = { thread, arrays, scratch, control, busy: null, holding: null, folds: 0 };
       thread.on('message', (m: LaneReply) => this.onLane(lane, m));
       thread.on('error', (e) => {
-        this.laneFailure = { chunk: lane.busy ?? -1, message: e.message, userError: false };
+        this.laneFailure = { chunk: lane.busy?.chunk ?? -1, message: e.message, userError: false };
         this.wake();
       });
       this.lanes.push(lane);
@@ -276,11 +338,28 @@ export class WorkerProcess {
   }
 
   private onLane(lane: Lane, m: LaneReply): void {
-    if (m.type === 'done') {
+    if (m.type === 'folded') {
+      lane.folds--;
+      if (m.counted) this.accChunks.add(m.chunk);
+      this.log.debug(m.counted ? 'chunk counted and folded in' : 'chunk dropped', { chunk: m.chunk, seconds: m.seconds });
+      const w = this.foldWaiters;
+      this.foldWaiters = [];
+      for (const f of w) f();
+      return;
+    }
+    if (m.type === 'cancelled') {
+      const copy = lane.busy;
       lane.busy = null;
-      this.unreported.push(m.chunk);
-      this.unreportedTilts.push(m.tiltImages);
-      this.accChunks.add(m.chunk);
+      if (copy && copy.token === m.token) this.cancelledCopies.push(copy);
+      this.log.info('copy cancelled; its partial sums are discarded', { chunk: m.chunk, attempt: copy?.attempt });
+      this.wake();
+      return;
+    }
+    if (m.type === 'done') {
+      const copy = lane.busy!;
+      lane.busy = null;
+      if (copy.held) lane.holding = { ...copy, deferred: false };
+      this.unreported.push({ ...copy, lane, tilts: m.tiltImages });
       this.chunksDone++;
       this.holds = new Set(m.holds);
       if (this.metrics) {
@@ -307,7 +386,7 @@ export class WorkerProcess {
         runId: this.o.runId,
         worker: this.id,
         epoch: info.epoch,
-        busy: this.lanes.filter((l) => l.busy !== null).map((l) => l.busy!),
+        busy: this.lanes.filter((l) => l.busy !== null).map((l) => l.busy!.chunk),
         rss: process.memoryUsage.rss(),
       };
       try {
@@ -339,32 +418,41 @@ export class WorkerProcess {
         this.rejoinAsked = false;
         return { kind: 'rejoin' };
       }
-      const idle = this.lanes.filter((l) => l.busy === null);
-      if (!this.roundState && idle.length === 0) {
+      // A thread holding a finished chunk is free once the verdict in this request's reply is applied.
+      const idle = this.lanes.filter((l) => l.busy === null && !l.holding?.deferred);
+      const done = this.unreported.slice();
+      const cancelled = this.cancelledCopies.slice();
+      if (!this.roundState && idle.length === 0 && done.length === 0 && cancelled.length === 0) {
         await this.pause(1000);
         continue;
       }
-      const done = this.unreported.slice();
-      const doneTilts = this.unreportedTilts.slice();
       const reply = await this.call({
         type: 'work',
         ...this.base(),
         seq: ++this.seq,
-        done,
-        doneTilts,
+        done: done.map((d) => d.chunk),
+        doneAttempts: done.map((d) => d.attempt),
+        doneTilts: done.map((d) => d.tilts),
+        ...(cancelled.length ? { cancelled: cancelled.map((c) => c.chunk), cancelledAttempts: cancelled.map((c) => c.attempt) } : {}),
         holds: [...this.holds],
         idle: idle.length,
         ...(this.roundState ? { round: this.roundState.round } : {}),
       });
       this.unreported.splice(0, done.length);
-      this.unreportedTilts.splice(0, done.length);
+      this.cancelledCopies.splice(0, cancelled.length);
+      // Verdicts first: a chunk counted here may be in a round plan of this same reply.
+      if (reply.verdicts) done.forEach((d, i) => this.settle(d, reply.verdicts![i] === true));
       switch (reply.type) {
         case 'chunk': {
-          const lane = idle[0];
-          lane.busy = reply.chunk.id;
-          const m: LaneChunk = { type: 'chunk', chunk: reply.chunk, tomo: reply.tomo, records: reply.records };
+          const lane = idle.find((l) => l.busy === null && !l.holding?.deferred);
+          if (!lane) throw new Error('a chunk arrived with no compute thread free for it');
+          const copy: Copy = { chunk: reply.chunk.id, attempt: reply.attempt, token: ++this.tokens, held: reply.held === true };
+          lane.busy = copy;
+          const m: LaneChunk = { type: 'chunk', token: copy.token, held: copy.held, chunk: reply.chunk, tomo: reply.tomo, records: reply.records };
           lane.thread.postMessage(m);
-          this.log.debug('chunk taken', { chunk: reply.chunk.id, tomogram: reply.chunk.tomoName });
+          if (reply.speculative) {
+            this.log.info('took a second copy of a straggling chunk', { chunk: reply.chunk.id, attempt: reply.attempt, tomogram: reply.chunk.tomoName });
+          } else this.log.debug('chunk taken', { chunk: reply.chunk.id, tomogram: reply.chunk.tomoName });
           break;
         }
         case 'wait':
@@ -380,6 +468,7 @@ export class WorkerProcess {
           this.fenced = reply.reason;
           break;
         case 'rejoin':
+          this.rejoinReason = 'the coordinator restarted';
           return { kind: 'rejoin' };
         case 'finished':
           return { kind: 'finished', ok: reply.ok, message: reply.message };
@@ -389,6 +478,52 @@ export class WorkerProcess {
           await this.pause(200);
       }
     }
+  }
+
+  /**
+   * Applies the coordinator's verdict on a finished copy: count (fold into the accumulators) or
+   * drop. A count that arrives during a commit round waits until the round is over, so the
+   * accumulators never change while they are being reduced or cleared.
+   */
+  private settle(d: Finished, count: boolean): void {
+    if (!d.held) {
+      if (count) this.accChunks.add(d.chunk);
+      else {
+        // Cannot happen (a direct chunk is the only copy); its sums are in the accumulators and
+        // cannot be taken out, so drop them all and join again (the coordinator redoes them).
+        this.log.error('a chunk summed directly was not counted; dropping the uncommitted sums and joining again', { chunk: d.chunk, attempt: d.attempt });
+        this.rejoinAsked = true;
+        this.rejoinReason = `chunk ${d.chunk} was summed but not counted`;
+      }
+      return;
+    }
+    const lane = d.lane;
+    if (lane.holding?.token !== d.token) return;
+    if (count && this.roundState) {
+      lane.holding.deferred = true;
+      return;
+    }
+    lane.holding = null;
+    lane.folds++;
+    const m: LaneVerdict = { type: 'verdict', token: d.token, chunk: d.chunk, count };
+    lane.thread.postMessage(m);
+    if (!count) this.log.info('finished copy dropped (another copy was counted first)', { chunk: d.chunk, attempt: d.attempt });
+  }
+
+  /** Folds the counts deferred during a commit round. */
+  private settleDeferred(): void {
+    for (const lane of this.lanes) {
+      const h = lane.holding;
+      if (!h?.deferred) continue;
+      lane.holding = null;
+      lane.folds++;
+      lane.thread.postMessage({ type: 'verdict', token: h.token, chunk: h.chunk, count: true } satisfies LaneVerdict);
+    }
+  }
+
+  /** Resolves when every posted verdict has been applied by its thread. */
+  private async foldsSettled(): Promise<void> {
+    while (this.lanes.some((l) => l.folds > 0)) await new Promise<void>((r) => this.foldWaiters.push(r));
   }
 
   private async onOutcome(round: number, outcome: 'pending' | 'committed' | 'aborted'): Promise<void> {
@@ -413,6 +548,7 @@ export class WorkerProcess {
       this.log.warn('round aborted; keeping the accumulators for the next round', { round });
     }
     this.roundState = null;
+    this.settleDeferred();
   }
 
   private startRound(plan: ReducePlan): void {
@@ -441,8 +577,10 @@ export class WorkerProcess {
     const plane = this.plane!;
     const receiver = plan.children.length > 0 ? plane.openRound(plan.epoch, plan.round, plan.children, layout) : null;
     const sender = plane.sender(plan.parentEndpoint, plan.epoch, plan.round, K, this.info!.window);
-    const own = [...this.accChunks].sort((x, y) => x - y);
     try {
+      // Chunks counted just before the round (maybe in the reply that carried the plan) are folded in first.
+      await this.foldsSettled();
+      const own = [...this.accChunks].sort((x, y) => x - y);
       for (let k = 0; k < K; k++) {
         const buf = new Float64Array(layout.segmentLength(k));
         layout.copyOut(this.lanes[0].arrays, k, buf);
@@ -467,17 +605,30 @@ export class WorkerProcess {
   }
 
   private async reset(why: string): Promise<void> {
-    // Wait for running chunks (their results belong to the old coordinator and are dropped).
+    // Running and finished chunks belong to the old coordinator: cancelled and dropped.
+    for (const l of this.lanes) {
+      if (!l.busy) continue;
+      Atomics.store(l.control, 0, l.busy.token);
+      Atomics.notify(l.control, 0);
+    }
     while (this.lanes.some((l) => l.busy !== null)) await this.pause(200);
     this.roundState?.abort.abort(why);
     this.roundState = null;
     this.plane?.closeRound(why);
     this.plane?.cancelSenders(why);
+    for (const l of this.lanes) {
+      const h = l.holding;
+      if (!h) continue;
+      l.holding = null;
+      l.folds++;
+      l.thread.postMessage({ type: 'verdict', token: h.token, chunk: h.chunk, count: false } satisfies LaneVerdict);
+    }
+    await this.foldsSettled();
     for (const l of this.lanes) for (const a of l.arrays) a.fill(0);
     this.log.warn('discarding uncommitted sums and joining again', { reason: why, chunks: this.accChunks.size });
     this.accChunks.clear();
     this.unreported = [];
-    this.unreportedTilts = [];
+    this.cancelledCopies = [];
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
   }

@@ -36,6 +36,11 @@ export const COORDINATOR_FLAGS: DistFlagSpec[] = [
   { name: 'commit-interval', kind: 'number', describe: 'Seconds between commit rounds (reduction + checkpoint); default 300' },
   { name: 'zmq-bind', kind: 'string', describe: 'Interface (or tcp://host:port) the data-plane socket binds to; default 127.0.0.1' },
   { name: 'segment-mb', kind: 'number', describe: 'Size of the pieces volumes are reduced in, MiB; default 1' },
+  {
+    name: 'speculate-after',
+    kind: 'number',
+    describe: 'When nothing is pending, give an idle worker a second copy of a chunk running longer than this many times the median chunk time (first result counts); 0 = never; default 2',
+  },
   ...METRICS_FLAGS,
   ...NATS_AUTH_FLAGS,
 ];
@@ -71,6 +76,8 @@ export interface CoordinatorOptions {
   commitIntervalS: number;
   zmqBind: string;
   segmentMiB: number;
+  /** Speculative copies of chunks running longer than this × the median chunk time; 0 = never. */
+  speculateAfter: number;
   metrics: MetricsOptions;
   auth: NatsAuthOptions;
 }
@@ -134,6 +141,11 @@ function positive(v: number, flag: string): number {
   return v;
 }
 
+function speculateAfter(v: number): number {
+  if (!(v === 0 || v >= 1)) throw new TomoError(`--speculate-after ${v}: give a factor ≥ 1 (times the median chunk time), or 0 to never re-dispatch a running chunk`);
+  return v;
+}
+
 export function coordinatorOptionsFromArgs(args: Record<string, unknown>, randomId: () => string): CoordinatorOptions {
   const chunkSize = numberFlag(args, 'chunk-size', 0);
   if (chunkSize !== 0 && !(Number.isInteger(chunkSize) && chunkSize >= 1)) {
@@ -147,6 +159,7 @@ export function coordinatorOptionsFromArgs(args: Record<string, unknown>, random
     commitIntervalS: positive(numberFlag(args, 'commit-interval', 300), '--commit-interval'),
     zmqBind: stringFlag(args, 'zmq-bind', '127.0.0.1'),
     segmentMiB: positive(numberFlag(args, 'segment-mb', 1), '--segment-mb'),
+    speculateAfter: speculateAfter(numberFlag(args, 'speculate-after', 2)),
     metrics: metricsFromArgs(args),
     auth: natsAuthFromArgs(args),
   };

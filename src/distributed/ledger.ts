@@ -1,28 +1,53 @@
 /**
  * Exactly-once bookkeeping of the coordinator (pure, no I/O). Every chunk is in one state:
  *
- *   pending ──assign──▶ assigned(w) ──complete──▶ done(w) ──commit round──▶ committed
- *      ▲                    │                        │
- *      └──── worker w lost ─┴────────────────────────┘
+ *   pending ──assign──▶ assigned(w…) ──first completion──▶ done(w) ──commit round──▶ committed
+ *      ▲                    │  ▲                              │
+ *      │                    │  └─ speculate: a second copy    │
+ *      └── all runners lost ┴──────── worker w lost ──────────┘
+ *
+ * A chunk is handed out as an *attempt* (its index in the chunk's attempt list travels with the
+ * chunk and comes back with the completion), either *direct* (the worker sums it straight into
+ * its accumulators: it must be counted) or *held* (the worker computes it into a scratch set and
+ * holds it there until the verdict). While nothing is pending, a held attempt that has run much
+ * longer than the typical chunk may get a second, speculative (held) copy on an idle worker
+ * (speculate). The first completion of a running attempt wins: the chunk becomes done(w) and the
+ * worker is told to *count* it (fold it into its accumulators); every other copy is superseded
+ * and told to *drop* it when it completes, or is cancelled while it runs. Only held copies are
+ * ever raced, so a dropped copy never reaches any sum.
  *
  * "done(w)" means the chunk's contribution lives only in worker w's accumulators. A lost (fenced)
- * worker's assigned and done chunks go back to pending (front of their tomogram's queue) and are
- * dispatched again; whatever the fenced worker sends later is ignored. A completion for a chunk
- * that is not assigned to that worker (a redelivered or stale message) is dropped and counted.
- * A commit round is accepted only if the chunk ids each worker says it summed are exactly the
- * chunks the ledger has as done by that worker, so no chunk enters the committed sums twice.
+ * worker's done chunks, and running chunks that have no other copy, go back to pending (front of
+ * their tomogram's queue) and are dispatched again; whatever the fenced worker sends later is
+ * ignored. A completion of anything but a running attempt (a superseded, cancelled, lost or stale
+ * copy, a redelivered message) is dropped and counted. A commit round is accepted only if the
+ * chunk ids each worker says it summed are exactly the chunks the ledger has as done by that
+ * worker, so no chunk enters the committed sums twice.
  */
 import { Chunk } from './chunks.js';
 
 export type ChunkState = 'pending' | 'assigned' | 'done' | 'committed';
-export type AttemptOutcome = 'running' | 'done' | 'lost' | 'committed' | 'abandoned';
+/**
+ * running: computing; done: its completion was counted; committed: counted and committed;
+ * lost: its worker was lost (or rejoined) before it was committed; superseded: another copy
+ * completed first (this one is still running, it will be dropped); dropped: completed or
+ * cancelled after it was superseded, or otherwise not counted.
+ */
+export type AttemptOutcome = 'running' | 'done' | 'lost' | 'committed' | 'superseded' | 'dropped';
 
 export interface Attempt {
   worker: string;
   epoch: string;
   outcome: AttemptOutcome;
   assignedAt: string;
+  /** A second copy of a chunk that was running for too long (straggler). */
+  speculative?: boolean;
+  /** Computed outside the accumulators and held until the verdict (may be raced); else summed directly. */
+  held?: boolean;
   doneAt?: string;
+  /** When a copy that lost was dropped; cancelled: the worker stopped it before it finished. */
+  droppedAt?: string;
+  cancelled?: boolean;
   round?: number;
 }
 
@@ -36,8 +61,13 @@ export interface CommittedRecord {
 interface Entry {
   chunk: Chunk;
   state: ChunkState;
+  /** done/committed: the worker whose copy was counted; assigned: the first runner. */
   owner: string | null;
+  /** Running attempts (indices into attempts) while assigned, in dispatch order. */
+  running: number[];
   attempts: Attempt[];
+  /** Clock (ms) at which each attempt was handed out. */
+  startedMs: number[];
   duplicates: number;
   committed: CommittedRecord | null;
 }
@@ -56,6 +86,31 @@ export interface ChunkReport {
   fromCheckpoint: boolean;
 }
 
+/** A chunk handed out: the chunk and the attempt number the worker reports back. */
+export interface Dispatch {
+  chunk: Chunk;
+  attempt: number;
+  speculative: boolean;
+  held: boolean;
+}
+
+/** Outcome of a completion: count it (the first of a running attempt) or drop it. */
+export interface Completion {
+  verdict: 'count' | 'drop';
+  /** For 'count': the other copies still running, which are now superseded (worker, attempt). */
+  superseded: { worker: string; attempt: number }[];
+  /** For 'count': milliseconds from hand-out to this completion. */
+  ms?: number;
+}
+
+/** When to start a speculative copy: running longer than factor × the median completed chunk. */
+export interface SpeculationPolicy {
+  /** 0 = never. */
+  factor: number;
+  /** Completed chunks needed before the median is trusted. */
+  minSamples: number;
+}
+
 export class ChunkLedger {
   private readonly entries: Entry[];
   /** Pending chunk ids per work index, in dispatch order. */
@@ -64,15 +119,30 @@ export class ChunkLedger {
   /** Work index each worker last received a chunk of (affinity and spreading). */
   private readonly lastWork = new Map<string, number>();
   private readonly counts: Record<ChunkState, number> = { pending: 0, assigned: 0, done: 0, committed: 0 };
+  /** Hand-out to counted completion, ms, of every counted completion (for the speculation threshold). */
+  private readonly durations: number[] = [];
+  /** The median of the first medianOf durations (recomputed when more have come). */
+  private median = 0;
+  private medianOf = 0;
   duplicatesDropped = 0;
+  speculations = 0;
 
   constructor(
     chunks: Chunk[],
     private readonly epoch: string,
     committedBefore: CommittedRecord[] = [],
-    private readonly now: () => string = () => new Date().toISOString(),
+    private readonly clock: () => number = Date.now,
   ) {
-    this.entries = chunks.map((chunk) => ({ chunk, state: 'pending', owner: null, attempts: [], duplicates: 0, committed: null }));
+    this.entries = chunks.map((chunk) => ({
+      chunk,
+      state: 'pending',
+      owner: null,
+      running: [],
+      attempts: [],
+      startedMs: [],
+      duplicates: 0,
+      committed: null,
+    }));
     for (const c of committedBefore) {
       const e = this.entries[c.id];
       if (!e) throw new Error(`ledger: committed chunk ${c.id} is not in the plan`);
@@ -84,6 +154,10 @@ export class ChunkLedger {
     const works = chunks.reduce((m, c) => Math.max(m, c.work + 1), 0);
     this.queues = Array.from({ length: works }, () => []);
     for (const e of this.entries) if (e.state === 'pending') this.queues[e.chunk.work].push(e.chunk.id);
+  }
+
+  private iso(): string {
+    return new Date(this.clock()).toISOString();
   }
 
   get size(): number {
@@ -100,6 +174,17 @@ export class ChunkLedger {
 
   owner(id: number): string | null {
     return this.entries[id].owner;
+  }
+
+  /** Workers running a copy of the chunk (assigned state), in dispatch order. */
+  runners(id: number): string[] {
+    const e = this.entries[id];
+    return e.running.map((a) => e.attempts[a].worker);
+  }
+
+  /** Attempt n of the chunk (a copy), or undefined. */
+  attempt(id: number, n: number | undefined): Readonly<Attempt> | undefined {
+    return n === undefined ? undefined : this.entries[id]?.attempts[n];
   }
 
   count(state: ChunkState): number {
@@ -122,9 +207,20 @@ export class ChunkLedger {
     return this.counts.committed === this.entries.length;
   }
 
-  /** Chunks assigned to live workers and not yet reported done. */
+  /** Chunks assigned (at least one copy running) and not yet reported done. */
   inFlight(): number {
     return this.count('assigned');
+  }
+
+  private start(e: Entry, worker: string, speculative: boolean, held: boolean): Dispatch {
+    const attempt = e.attempts.length;
+    const a: Attempt = { worker, epoch: this.epoch, outcome: 'running', assignedAt: this.iso() };
+    if (speculative) a.speculative = true;
+    if (held) a.held = true;
+    e.attempts.push(a);
+    e.startedMs.push(this.clock());
+    e.running.push(attempt);
+    return { chunk: e.chunk, attempt, speculative, held };
   }
 
   /**
@@ -132,6 +228,14 @@ export class ChunkLedger {
    * first), otherwise one of the tomogram with the fewest workers on it (most pending first).
    */
   assign(worker: string, holds: number[] = []): Chunk | null {
+    return this.dispatch(worker, holds)?.chunk ?? null;
+  }
+
+  /**
+   * As assign, with the attempt number the worker reports back. `held`: the worker holds the
+   * result until the verdict, so the chunk may get a speculative copy; direct ones never do.
+   */
+  dispatch(worker: string, holds: number[] = [], held = true): Dispatch | null {
     const prefer = this.lastWork.get(worker);
     const order = prefer !== undefined ? [prefer, ...holds.filter((h) => h !== prefer)] : holds;
     let work = order.find((w) => this.queues[w]?.length > 0);
@@ -156,24 +260,148 @@ export class ChunkLedger {
     const e = this.entries[id];
     this.move(e, 'assigned');
     e.owner = worker;
-    e.attempts.push({ worker, epoch: this.epoch, outcome: 'running', assignedAt: this.now() });
     this.lastWork.set(worker, work);
-    return e.chunk;
+    return this.start(e, worker, false, held);
   }
 
-  /** A worker reports a chunk done. Anything but the expected completion is dropped. */
-  complete(worker: string, id: number): 'ok' | 'duplicate' {
-    const e = this.entries[id];
-    if (!e || e.state !== 'assigned' || e.owner !== worker) {
-      this.duplicatesDropped++;
-      if (e) e.duplicates++;
-      return 'duplicate';
+  /** Median of the counted chunks' hand-out-to-completion times (ms), or null without enough samples. */
+  medianChunkMs(minSamples = 1): number | null {
+    const n = this.durations.length;
+    if (n === 0 || n < minSamples) return null;
+    if (this.medianOf !== n) {
+      const d = [...this.durations].sort((a, b) => a - b);
+      this.median = n % 2 ? d[(n - 1) >> 1] : (d[n / 2 - 1] + d[n / 2]) / 2;
+      this.medianOf = n;
     }
+    return this.median;
+  }
+
+  /**
+   * Candidates for a speculative copy on `worker`, oldest first (none while chunks are pending):
+   * assigned chunks with a single running copy, held (not direct), not on `worker`, that has run
+   * for longer than factor × the median chunk time.
+   * With `horizon` > 0 also those that become candidates within that many ms (for wait hints).
+   */
+  private candidates(worker: string, p: SpeculationPolicy, horizon = 0): { e: Entry; dueIn: number; since: number }[] {
+    // Only when nothing is pending: pending chunks are always the better use of an idle worker.
+    if (!(p.factor > 0) || this.counts.pending > 0) return [];
+    const median = this.medianChunkMs(p.minSamples);
+    if (median === null) return [];
+    const threshold = p.factor * median;
+    const now = this.clock();
+    const out: { e: Entry; dueIn: number; since: number }[] = [];
+    for (const e of this.entries) {
+      if (e.state !== 'assigned' || e.running.length !== 1) continue;
+      const a = e.running[0];
+      if (e.attempts[a].worker === worker || !e.attempts[a].held) continue;
+      const since = e.startedMs[a];
+      const dueIn = since + threshold - now;
+      if (dueIn < 0 || dueIn <= horizon) out.push({ e, dueIn, since });
+    }
+    return out.sort((x, y) => x.since - y.since || x.e.chunk.id - y.e.chunk.id);
+  }
+
+  /** A speculative second copy of the oldest straggling chunk for the idle `worker`, or null. */
+  speculate(worker: string, p: SpeculationPolicy): Dispatch | null {
+    const c = this.candidates(worker, p).find((x) => x.dueIn < 0);
+    if (!c) return null;
+    this.speculations++;
+    return this.start(c.e, worker, true, true);
+  }
+
+  /** Milliseconds until speculate(worker) could return a chunk (≤ horizon), or null. */
+  nextSpeculationIn(worker: string, p: SpeculationPolicy, horizon: number): number | null {
+    const c = this.candidates(worker, p, horizon);
+    return c.length ? Math.max(0, Math.min(...c.map((x) => x.dueIn))) : null;
+  }
+
+  /** The latest attempt of `worker` on the chunk that is in one of `outcomes` (for reports without an attempt number). */
+  private latest(e: Entry, worker: string, outcomes: AttemptOutcome[]): number {
+    for (let i = e.attempts.length - 1; i >= 0; i--) {
+      if (e.attempts[i].worker === worker && outcomes.includes(e.attempts[i].outcome)) return i;
+    }
+    return -1;
+  }
+
+  private drop(e: Entry, attempt: number, cancelled: boolean): void {
+    this.duplicatesDropped++;
+    e.duplicates++;
+    const a = e.attempts[attempt];
+    if (a && (a.outcome === 'superseded' || a.outcome === 'running')) {
+      a.outcome = 'dropped';
+      a.droppedAt = this.iso();
+      if (cancelled) a.cancelled = true;
+    }
+  }
+
+  /**
+   * A worker reports a copy finished. The first completion of a running attempt of an assigned
+   * chunk is counted (the chunk becomes done by that worker; other running copies are superseded);
+   * anything else is dropped. `attempt` is the number the chunk was handed out with (omitted:
+   * the worker's latest running or superseded attempt).
+   */
+  complete(worker: string, id: number, attempt?: number): 'ok' | 'duplicate' {
+    return this.completion(worker, id, attempt).verdict === 'count' ? 'ok' : 'duplicate';
+  }
+
+  /** As complete, with the copies that are now superseded (to be cancelled) and the chunk time. */
+  completion(worker: string, id: number, attempt?: number): Completion {
+    const e = this.entries[id];
+    if (!e) {
+      this.duplicatesDropped++;
+      return { verdict: 'drop', superseded: [] };
+    }
+    const n = attempt ?? this.latest(e, worker, ['running', 'superseded']);
+    const a = e.attempts[n];
+    if (e.state !== 'assigned' || !a || a.worker !== worker || a.outcome !== 'running' || !e.running.includes(n)) {
+      this.drop(e, n, false);
+      return { verdict: 'drop', superseded: [] };
+    }
+    const now = this.clock();
     this.move(e, 'done');
-    const a = e.attempts[e.attempts.length - 1];
+    e.owner = worker;
     a.outcome = 'done';
-    a.doneAt = this.now();
-    return 'ok';
+    a.doneAt = this.iso();
+    const superseded: { worker: string; attempt: number }[] = [];
+    for (const r of e.running) {
+      if (r === n) continue;
+      e.attempts[r].outcome = 'superseded';
+      superseded.push({ worker: e.attempts[r].worker, attempt: r });
+    }
+    e.running = [];
+    const ms = now - e.startedMs[n];
+    this.durations.push(ms);
+    return { verdict: 'count', superseded, ms };
+  }
+
+  /**
+   * A worker stopped a copy on the coordinator's word (its partial sums discarded). Normally a
+   * superseded copy; should it be a running one (a stale cancel), the copy is gone all the same:
+   * the chunk goes back to pending when no other copy runs. Returns false for a report that
+   * names no copy of this worker (or one already dropped).
+   */
+  cancelled(worker: string, id: number, attempt: number): boolean {
+    const e = this.entries[id];
+    const a = e?.attempts[attempt];
+    if (!e || !a || a.worker !== worker || a.outcome === 'dropped') return false;
+    if (a.outcome === 'running' && e.state === 'assigned' && e.running.includes(attempt)) {
+      e.running = e.running.filter((r) => r !== attempt);
+      if (e.running.length === 0) this.requeue([id]);
+      else e.owner = e.attempts[e.running[0]].worker;
+    }
+    this.drop(e, attempt, true);
+    return true;
+  }
+
+  private requeue(ids: number[]): void {
+    for (const id of ids) {
+      const e = this.entries[id];
+      this.move(e, 'pending');
+      e.owner = null;
+      e.running = [];
+    }
+    // Back to the front, in id order.
+    for (let i = ids.length - 1; i >= 0; i--) this.queues[this.entries[ids[i]].chunk.work].unshift(ids[i]);
   }
 
   /** Chunks whose contribution is (only) in `worker`'s accumulators. */
@@ -183,9 +411,10 @@ export class ChunkLedger {
     return out;
   }
 
+  /** Chunks with a running copy on `worker`. */
   assignedTo(worker: string): number[] {
     const out: number[] = [];
-    for (const e of this.entries) if (e.state === 'assigned' && e.owner === worker) out.push(e.chunk.id);
+    for (const e of this.entries) if (e.state === 'assigned' && e.running.some((a) => e.attempts[a].worker === worker)) out.push(e.chunk.id);
     return out;
   }
 
@@ -196,19 +425,29 @@ export class ChunkLedger {
     return [...s];
   }
 
-  /** Worker lost (fenced): its assigned and done chunks go back to the front of their queues. */
+  /**
+   * Worker lost (fenced) or rejoined without its sums: its done chunks, and its running chunks
+   * that have no other copy, go back to the front of their queues. Returns those chunk ids.
+   */
   lose(worker: string): number[] {
     const requeued: number[] = [];
     for (const e of this.entries) {
-      if ((e.state === 'assigned' || e.state === 'done') && e.owner === worker) {
-        this.move(e, 'pending');
-        e.owner = null;
-        e.attempts[e.attempts.length - 1].outcome = 'lost';
+      if (e.state === 'done' && e.owner === worker) {
+        const a = e.attempts[this.latest(e, worker, ['done'])];
+        if (a) a.outcome = 'lost';
         requeued.push(e.chunk.id);
+      } else if (e.state === 'assigned') {
+        const mine = e.running.filter((a) => e.attempts[a].worker === worker);
+        if (mine.length === 0) continue;
+        for (const a of mine) e.attempts[a].outcome = 'lost';
+        e.running = e.running.filter((a) => e.attempts[a].worker !== worker);
+        if (e.running.length === 0) requeued.push(e.chunk.id);
+        else e.owner = e.attempts[e.running[0]].worker;
       }
+      // Its superseded copies will never report.
+      for (const a of e.attempts) if (a.worker === worker && a.outcome === 'superseded') a.outcome = 'lost';
     }
-    // Back to the front, in id order.
-    for (let i = requeued.length - 1; i >= 0; i--) this.queues[this.entries[requeued[i]].chunk.work].unshift(requeued[i]);
+    this.requeue(requeued);
     this.lastWork.delete(worker);
     return requeued;
   }
@@ -252,9 +491,11 @@ export class ChunkLedger {
         const e = this.entries[id];
         if (e.state !== 'done' || e.owner !== w) throw new Error(`ledger: chunk ${id} cannot be committed from state ${e.state}`);
         this.move(e, 'committed');
-        const a = e.attempts[e.attempts.length - 1];
-        a.outcome = 'committed';
-        a.round = round;
+        const a = e.attempts[this.latest(e, w, ['done'])];
+        if (a) {
+          a.outcome = 'committed';
+          a.round = round;
+        }
         e.committed = { id, worker: w, epoch: this.epoch, round };
         particles += e.chunk.count;
       }

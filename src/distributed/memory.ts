@@ -1,9 +1,10 @@
 /**
- * Memory plans of the distributed processes. A worker's --mem covers its accumulators, kernel
- * scratch, per-tomogram tables, tilt-image frames (one scratch frame per compute thread plus a
- * cache) and the reduction buffers; Node's own baseline is not included (docs/distributed.md
- * gives the measured figure). The coordinator's cap (reconstruct's --mem) covers the committed
- * sums, the sums of a round being received, and the finalisation.
+ * Memory plans of the distributed processes. A worker's --mem covers, per compute thread, its
+ * accumulators and the scratch volume set of a chunk awaiting its verdict, kernel scratch,
+ * per-tomogram tables and tilt-image frames (one scratch frame plus a cache), and the reduction
+ * buffers; Node's own baseline is not included (docs/distributed.md gives the measured figure).
+ * The coordinator's cap (reconstruct's --mem) covers the committed sums, the sums of a round
+ * being received, and the finalisation.
  */
 import { TomoError } from '../errors.js';
 import { accumulatorBytes } from '../recon/backproject.js';
@@ -44,8 +45,10 @@ export function planWorkerMemory(shape: WorkerShape, memGB: number, threads: num
   const sh = (s >> 1) + 1;
   const frameBytes = shape.maxFramePixels * 4;
   const tables = shape.maxFrames * (sh * s * 4 + s * 4) * (shape.whiten ? 2 : 1);
+  // Two volume sets per compute thread: the accumulators and the scratch set a held chunk is
+  // back-projected into and kept in until the coordinator counts (folds in) or drops it.
   const perLaneBytes =
-    shape.halves * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0) + tables + shape.maxChunkRecordDoubles * 8 + frameBytes;
+    2 * shape.halves * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0) + tables + shape.maxChunkRecordDoubles * 8 + frameBytes;
   const red = reductionBytes(shape.segmentDoubles, shape.window);
   let lanes = threads;
   let cache = shape.maxFrames;
@@ -54,8 +57,9 @@ export function planWorkerMemory(shape: WorkerShape, memGB: number, threads: num
     const minimum = perLaneBytes + red;
     if (budget < minimum) {
       throw new TomoError(
-        `--mem ${memGB} GB cannot hold one accumulator set for --b ${s} (${(shape.halves * accumulatorBytes(s) / MiB).toFixed(1)} MiB) ` +
-          `with one ${(frameBytes / MiB).toFixed(1)} MiB tilt image and the reduction buffers: at least ${(minimum / GiB).toFixed(3)} GB is needed`,
+        `--mem ${memGB} GB cannot hold one accumulator set for --b ${s} (${(shape.halves * accumulatorBytes(s) / MiB).toFixed(1)} MiB, ` +
+          `and as much for the chunk awaiting its verdict) with one ${(frameBytes / MiB).toFixed(1)} MiB tilt image and the reduction buffers: ` +
+          `at least ${(minimum / GiB).toFixed(3)} GB is needed`,
       );
     }
     lanes = Math.max(1, Math.min(threads, Math.floor((budget - red) / perLaneBytes)));

@@ -23,7 +23,7 @@ export interface Subjects {
   heartbeat: string;
   /** Coordinator → every worker (wake-ups, end of run). */
   broadcast: string;
-  /** Coordinator → one worker (fenced, rejoin). */
+  /** Coordinator → one worker (fenced, rejoin, cancel). */
   control: (worker: string) => string;
 }
 
@@ -92,10 +92,18 @@ export interface WorkRequest extends Base {
   type: 'work';
   epoch: string;
   seq: number;
-  /** Chunks finished since the last answered request. */
+  /**
+   * Chunks finished since the last answered request. Each is held outside the accumulators
+   * until the reply's verdict for it: counted (folded in) or dropped.
+   */
   done: number[];
+  /** For each of them, the attempt number it was handed out with. */
+  doneAttempts?: number[];
   /** For each of them, the particle tilt images back-projected (particle × visible tilt). */
   doneTilts?: number[];
+  /** Copies stopped on the coordinator's word (cancel), their partial sums discarded, with their attempt numbers. */
+  cancelled?: number[];
+  cancelledAttempts?: number[];
   /** Work indices of the tomograms whose frames are cached. */
   holds: number[];
   /** Compute threads without a chunk. */
@@ -127,9 +135,22 @@ export interface PingRequest {
 
 export type Request = JoinRequest | WorkRequest | FailRequest | LeaveRequest | PingRequest;
 
-export type Reply =
+export type Reply = ReplyBody & {
+  /**
+   * Answer to a work request: for each entry of its `done` list, true = count it (fold it into
+   * the accumulators), false = drop it (another copy was counted, or it is stale).
+   */
+  verdicts?: boolean[];
+};
+
+export type ReplyBody =
   | { type: 'joined'; info: RunInfo }
-  | { type: 'chunk'; chunk: Chunk; tomo: TomoInfo; records: Float64Array }
+  /**
+   * attempt: reported back with the completion; held: compute it outside the accumulators and
+   * hold it until the verdict (it may be raced), else sum it directly (it will be counted);
+   * speculative: a second copy of a straggling chunk (always held).
+   */
+  | { type: 'chunk'; chunk: Chunk; attempt: number; held?: boolean; speculative?: boolean; tomo: TomoInfo; records: Float64Array }
   | { type: 'wait'; ms: number }
   | { type: 'reduce'; plan: ReducePlan }
   | { type: 'outcome'; round: number; outcome: 'pending' | 'committed' | 'aborted' }
@@ -153,6 +174,8 @@ export type ControlMessage =
   | { type: 'rejoin'; reason: string }
   | { type: 'wake' }
   | { type: 'abort'; round: number }
+  /** Stop this copy of a chunk (another copy was counted) and discard its partial sums. */
+  | { type: 'cancel'; epoch: string; chunk: number; attempt: number }
   | { type: 'finished'; ok: boolean; message?: string };
 
 /** Data-plane message headers (first frame; the payload, if any, is the second frame). */

@@ -1,7 +1,8 @@
 /**
- * Test helpers for the distributed runner: a real nats-server on a free loopback port (stopped
- * and restarted on the same port on request), and a registry of spawned processes that are all
- * killed at the end of a test file, also when a test fails.
+ * Test helpers for the distributed runner: a real nats-server on a free loopback port (or on an
+ * address of the test's own network namespace set-up; stopped and restarted on the same port on
+ * request), and a registry of spawned processes that are all killed at the end of a test file,
+ * also when a test fails.
  */
 import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,9 +23,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
+function canConnect(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
+    const s = net.connect({ host, port });
     s.once('data', (d) => {
       s.destroy();
       resolve(d.toString().startsWith('INFO'));
@@ -46,21 +47,23 @@ export class NatsServer {
   constructor(
     readonly port: number,
     private readonly auth?: { user: string; pass: string },
+    /** The only address the server listens on. */
+    readonly host = '127.0.0.1',
   ) {}
 
   get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
+    return `nats://${this.host}:${this.port}`;
   }
 
   async start(): Promise<void> {
-    const args = ['-a', '127.0.0.1', '-p', String(this.port)];
+    const args = ['-a', this.host, '-p', String(this.port)];
     if (this.auth) args.push('--user', this.auth.user, '--pass', this.auth.pass);
     const child = spawn(NATS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.on('data', (d) => (this.log += d));
     child.stderr!.on('data', (d) => (this.log += d));
     const t0 = Date.now();
-    while (!(await canConnect(this.port))) {
+    while (!(await canConnect(this.port, this.host))) {
       if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}: ${this.log}`);
       if (Date.now() - t0 > 10_000) throw new Error(`nats-server did not accept connections on ${this.port}: ${this.log}`);
       await sleep(50);
@@ -77,8 +80,8 @@ export class NatsServer {
   }
 }
 
-export async function startNats(auth?: { user: string; pass: string }): Promise<NatsServer> {
-  const s = new NatsServer(await freePort(), auth);
+export async function startNats(auth?: { user: string; pass: string }, host?: string): Promise<NatsServer> {
+  const s = new NatsServer(await freePort(), auth, host);
   await s.start();
   return s;
 }
@@ -158,9 +161,14 @@ export class CliProcess {
 export class Processes {
   private readonly all: CliProcess[] = [];
 
-  cli(args: string[], cwd: string, env: Record<string, string> = {}): CliProcess {
+  /**
+   * Starts `tomorecon args…`; with `wrap` (e.g. ['ip', 'netns', 'exec', name]) the command is run
+   * through it (the wrapper must exec the command, so that the pid is that of tomorecon).
+   */
+  cli(args: string[], cwd: string, env: Record<string, string> = {}, wrap: string[] = []): CliProcess {
     const opts: SpawnOptions = { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] };
-    const p = new CliProcess(spawn(process.execPath, [CLI, ...args], opts));
+    const cmd = [...wrap, process.execPath, CLI, ...args];
+    const p = new CliProcess(spawn(cmd[0], cmd.slice(1), opts));
     this.all.push(p);
     return p;
   }
