@@ -5,7 +5,6 @@
  * a tree to here, added to the committed sums, checkpointed), and finally symmetrises and writes
  * the maps with the local engine's functions.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from 'nats';
@@ -14,10 +13,8 @@ import { writeFileAtomic } from '../src/formats/atomicWrite.js';
 import { ReconstructOptions, validateOptions } from '../src/engine/options.js';
 import { RunPlan, planRun } from '../src/engine/plan.js';
 import { runFingerprint } from '../src/engine/checkpoint.js';
-import { writeOutputs } from '../src/engine/outputs.js';
-import { symmetriseHalves } from '../src/engine/symmetry.js';
-import { symmetryOps } from '../src/geometry/symmetry.js';
-import { writeRunReport } from '../src/report/runReport.js';
+import { finishRun, prepareOutputDir } from '../src/engine/finish.js';
+import { PhaseTimes } from '../src/engine/phases.js';
 import { Accumulator } from '../src/recon/backproject.js';
 import { particleRecordLength } from '../src/recon/particleKernel.js';
 import { Chunk, chunkPlanDigest, defaultChunkSize, planChunks } from '../src/distributed/chunks.js';
@@ -124,7 +121,6 @@ export class Coordinator {
   private roundArrays: Float64Array[] | null = null;
   private halves = 2;
   private fingerprint = '';
-  private meta: DistributedCheckpointMeta | null = null;
   private roundCounter = 0;
   private roundLog: RoundRecord[] = [];
   private epochs: { epoch: string; started: string }[] = [];
@@ -256,33 +252,18 @@ export class Coordinator {
   private async finalise(t0: number, finaliseThreads: number, ckptFile: string): Promise<void> {
     const o = this.o;
     const plan = this.plan;
-    const s = plan.kernel.s;
     this.phase = 'finalising';
     this.writeReport('finalising');
-
-    if (!o.noRecon) {
-      const ops = symmetryOps(o.sym, o.nrHelicalAsu, o.helicalTwist, o.helicalRise, plan.outputPixelSize);
-      if (ops.length > 0) this.log.info(`symmetrising with ${ops.length + 1} operators`, { sym: o.sym });
-      const ts = Date.now();
-      const symmetrised = await symmetriseHalves(this.committed, s, ops, o.j, plan.hasHalfSets);
-      this.observePhase('symmetrisation', ts);
-      const tf = Date.now();
-      await writeOutputs(
-        symmetrised,
-        plan.hasHalfSets,
-        { s, crop: o.crop, taper: o.taper, snr: o.snr, pixelSize: plan.outputPixelSize, outDir: o.o },
-        finaliseThreads,
-      );
-      this.observePhase('finalisation', tf);
-      fs.rmSync(ckptFile, { force: true });
-      // The local engine's report of the maps: fsc.json, fsc.star, report.png.
-      const report = writeRunReport(o.o);
-      if (report.resolution0143 !== null) this.log.info('half-map FSC', { resolution0143: +report.resolution0143.toFixed(2) });
-    }
-    // Written last, as by the local engine: a failed run leaves the previous note.txt as it was.
-    if (!o.pipelineControl) {
-      writeFileAtomic(path.join(o.o, 'note.txt'), `Command:\n\n${o.commandLine.map((a) => a + ' ').join('')}\n`);
-    }
+    // The local engine's end of a run: symmetrise, maps, checkpoint removal, report, note.txt.
+    const phases = new PhaseTimes();
+    await finishRun(o, plan, this.committed, {
+      symmetryThreads: o.j,
+      finaliseThreads,
+      checkpointFile: ckptFile,
+      phases,
+      log: (line: string) => this.log.info(line),
+    });
+    for (const [name, seconds] of phases.seconds) this.metrics?.phaseDuration.observe({ phase: name }, seconds);
     const seconds = (Date.now() - t0) / 1000;
     this.writeReport('finished', undefined, seconds);
     this.log.info('done', { particles: plan.totalParticles, chunks: this.chunks.length, seconds: +seconds.toFixed(2), maps: o.o });
@@ -1127,12 +1108,4 @@ function sameSet(a: number[], b: number[]): boolean {
   return s.size === a.length && b.every((x) => s.has(x));
 }
 
-function prepareOutputDir(dir: string): void {
-  try {
-    fs.mkdirSync(path.join(dir, 'temp'), { recursive: true });
-    fs.accessSync(dir, fs.constants.W_OK);
-  } catch (e) {
-    throw new TomoError(`cannot create or write the output directory ${dir}: ${(e as Error).message}`);
-  }
-}
 

@@ -259,17 +259,14 @@ function rowReal(
     let xd: number;
     let yd: number;
     let zd: number;
-    let sg: number;
     if (X > 0) {
       xd = X;
       yd = Y;
       zd = Z;
-      sg = 1;
     } else {
       xd = -X;
       yd = -Y;
       zd = -Z;
-      sg = -1;
     }
     if (yd < 0) yd += s;
     if (zd < 0) zd += s;
