@@ -122,6 +122,74 @@ if (haveNats && BOXES.includes(128)) {
 }
 fs.rmSync(out, { recursive: true, force: true });
 
+// ---------------------------------------------------------------- partial-volume transfer
+// One box-128 volume set (both halves: 2·3·65·128² doubles = 48 MiB) sent over ZeroMQ on
+// loopback in 1 MiB segments framed as the data plane frames them ([msgpack header with CRC-32,
+// float64 bytes]); the receiver checks every CRC and adds the segment into its own sums. Sender
+// and receiver run in two threads of this process.
+{
+  const { Worker } = await import('node:worker_threads');
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const receiver = new Worker(
+    `
+    const { parentPort, workerData } = require('node:worker_threads');
+    (async () => {
+      const zmq = require(workerData.zmq);
+      const { decode } = await import(workerData.messages);
+      const { crc32 } = await import(workerData.checksum);
+      const sock = new zmq.Pull();
+      await sock.bind('tcp://127.0.0.1:' + workerData.port);
+      parentPort.postMessage('ready');
+      const sum = new Float64Array(workerData.segment / 8);
+      let bytes = 0;
+      let bad = 0;
+      for (let k = 0; k < workerData.count; k++) {
+        const [h, payload] = await sock.receive();
+        const head = decode(h);
+        if (crc32(payload) !== head.crc) bad++;
+        const v = new Float64Array(payload.buffer, payload.byteOffset, payload.byteLength / 8);
+        for (let i = 0; i < v.length; i++) sum[i] += v[i];
+        bytes += payload.byteLength;
+      }
+      sock.close();
+      parentPort.postMessage({ bytes, bad });
+    })();
+    `,
+    {
+      eval: true,
+      workerData: {
+        port,
+        zmq: path.join(ROOT, 'node_modules/zeromq'),
+        messages: path.join(ROOT, 'dist/src/distributed/messages.js'),
+        checksum: path.join(ROOT, 'dist/src/distributed/checksum.js'),
+        segment: 1 << 20,
+        count: 48 * 4,
+      },
+    },
+  );
+  await new Promise((r) => receiver.once('message', r));
+  const zmq = (await import('zeromq')).default ?? (await import('zeromq'));
+  const { encode } = await dist('distributed/messages.js');
+  const { crc32 } = await dist('distributed/checksum.js');
+  const push = new zmq.Push();
+  push.connect(`tcp://127.0.0.1:${port}`);
+  const volume = Float64Array.from({ length: (48 << 20) / 8 }, (_, i) => i * 1e-6);
+  const seg = (1 << 20) / 8;
+  const t0 = process.hrtime.bigint();
+  const done = new Promise((r) => receiver.once('message', r));
+  for (let rep = 0; rep < 4; rep++) {
+    for (let k = 0; k < volume.length / seg; k++) {
+      const bytes = new Uint8Array(volume.buffer, k * seg * 8, seg * 8);
+      await push.send([encode({ t: 'seg', k, crc: crc32(bytes) }), bytes]);
+    }
+  }
+  const r = await done;
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  push.close();
+  await receiver.terminate();
+  results.transfer = { bytes: r.bytes, seconds: secs, gbPerS: r.bytes / secs / 1e9, crcFailures: r.bad };
+}
+
 // ---------------------------------------------------------------- stages (single thread, box 128)
 const { ExtractionWorkspace, extractFrameSpectrum } = await dist('recon/extract.js');
 const { ctfConstants, drawCtf } = await dist('physics/ctf.js');
@@ -180,6 +248,10 @@ for (const r of results.endToEnd) {
 if (results.distributed) {
   const d = results.distributed;
   console.log(`\ndistributed, coordinator + 2 single-thread workers on loopback, box 128: ${d.wallMedianS.toFixed(2)} s (local 2 threads ${d.localWallMedianS.toFixed(2)} s, ratio ${d.ratio.toFixed(2)})`);
+}
+if (results.transfer) {
+  const t = results.transfer;
+  console.log(`partial-volume transfer over ZeroMQ on loopback (1 MiB segments, CRC-32 checked, summed): ${(t.bytes / 2 ** 20).toFixed(0)} MiB in ${t.seconds.toFixed(2)} s = ${t.gbPerS.toFixed(2)} GB/s`);
 }
 console.log('\nstages (one thread, box 128):');
 for (const [name, ms] of Object.entries(results.stages)) console.log(`  ${name.padEnd(22)} ${ms.toFixed(3)} ms`);
