@@ -7,6 +7,7 @@ import yargs from 'yargs';
 import { isTomoError } from '../errors.js';
 import { RECONSTRUCT_FLAGS, defineReconstructFlags, runReconstruct } from './reconstructCommand.js';
 import { COMMANDS } from './commands.js';
+import { warnUnknownFlags } from './flags.js';
 
 const PARSER = {
   'camel-case-expansion': false,
@@ -31,7 +32,7 @@ export async function main(argv: string[]): Promise<number> {
         'Reconstruct a particle from tilt series (drop-in for relion_tomo_reconstruct_particle)',
         (y) => defineReconstructFlags(y),
         async (args) => {
-          warnUnknown(args, new Set(RECONSTRUCT_FLAGS.map((f) => f.name)));
+          warnUnknownFlags(args, RECONSTRUCT_FLAGS.map((f) => f.name));
           pipelinePrefix = typeof args.pipeline_control === 'string' ? args.pipeline_control : '';
           await runReconstruct(args, commandLine);
         },
@@ -58,14 +59,6 @@ export async function main(argv: string[]): Promise<number> {
     if (pipelinePrefix) touch(`${pipelinePrefix}RELION_JOB_EXIT_FAILURE`);
   }
   return exitCode;
-}
-
-function warnUnknown(args: Record<string, unknown>, known: Set<string>): void {
-  for (const k of Object.keys(args)) {
-    if (k === '_' || k === '$0' || k === 'help' || k === 'version' || known.has(k)) continue;
-    // RELION only warns about unknown arguments; so do we, to stay a drop-in.
-    process.stderr.write(`warning: --${k} is not an option of this command and is ignored\n`);
-  }
 }
 
 function touch(file: string): void {

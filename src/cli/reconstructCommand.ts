@@ -4,13 +4,7 @@
 import type { Argv } from 'yargs';
 import { DEFAULTS, ReconstructOptions } from '../engine/options.js';
 import { reconstruct } from '../engine/reconstruct.js';
-import { boolFlag, numberFlag, stringFlag } from './flags.js';
-
-interface FlagSpec {
-  name: string;
-  kind: 'string' | 'number' | 'boolean';
-  describe: string;
-}
+import { FlagSpec, boolFlag, defineFlags, numberFlag, stringFlag } from './flags.js';
 
 export const RECONSTRUCT_FLAGS: FlagSpec[] = [
   { name: 'i', kind: 'string', describe: 'Optimisation set (STAR) naming particles, tomograms and trajectories' },
@@ -42,12 +36,7 @@ export const RECONSTRUCT_FLAGS: FlagSpec[] = [
 ];
 
 export function defineReconstructFlags<T>(y: Argv<T>): Argv<T> {
-  let out = y;
-  for (const f of RECONSTRUCT_FLAGS) {
-    // Values stay strings here and are converted by flags.ts, so a bad number gets a clear message.
-    out = out.option(f.name, { type: f.kind === 'boolean' ? 'boolean' : 'string', describe: f.describe });
-  }
-  return out;
+  return defineFlags(y, RECONSTRUCT_FLAGS);
 }
 
 export function optionsFromArgs(args: Record<string, unknown>, commandLine: string[]): ReconstructOptions {

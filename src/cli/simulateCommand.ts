@@ -8,17 +8,11 @@ import { TomoError } from '../errors.js';
 import { simulateDataset } from '../simulate/dataset.js';
 import { SIM_DEFAULTS, SimulationParams } from '../simulate/params.js';
 import type { CommandModule } from './commands.js';
-import { boolFlag, numberFlag, stringFlag } from './flags.js';
-
-interface SimFlag {
-  name: string;
-  kind: 'string' | 'number' | 'boolean';
-  describe: string;
-}
+import { FlagSpec, boolFlag, defineFlags, numberFlag, stringFlag } from './flags.js';
 
 const D = SIM_DEFAULTS;
 
-export const SIMULATE_FLAGS: SimFlag[] = [
+export const SIMULATE_FLAGS: FlagSpec[] = [
   { name: 'o', kind: 'string', describe: 'Output directory (required; created if needed, files of the same names are replaced)' },
   { name: 'seed', kind: 'number', describe: `Random seed; the same seed and flags give the same bytes; default ${D.seed}` },
   { name: 'tomos', kind: 'number', describe: `Number of tomograms (tilt series TS_01, TS_02, …); default ${D.tomos}` },
@@ -53,13 +47,6 @@ export const SIMULATE_FLAGS: SimFlag[] = [
   { name: 'odd-zernike', kind: 'string', describe: 'Odd Zernike coefficients (RELION order, comma-separated) applied to the images and written as rlnOddZernike' },
 ];
 
-export function defineFlags<T>(y: Argv<T>, flags: SimFlag[]): Argv<T> {
-  let out = y;
-  for (const f of flags) {
-    out = out.option(f.name, { type: f.kind === 'boolean' ? 'boolean' : 'string', describe: f.describe });
-  }
-  return out;
-}
 
 function intList(args: Record<string, unknown>, name: string, fallback: number[], lengths: number[]): number[] {
   const raw = stringFlag(args, name, '');

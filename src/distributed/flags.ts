@@ -4,15 +4,9 @@
  * Pure: the CLI builds its parsers from these lists without loading any networking code.
  */
 import { TomoError } from '../errors.js';
-import { numberFlag, stringFlag } from '../cli/flags.js';
+import { FlagSpec, numberFlag, stringFlag } from '../cli/flags.js';
 
-export interface DistFlagSpec {
-  name: string;
-  kind: 'string' | 'number' | 'boolean';
-  describe: string;
-}
-
-export const NATS_AUTH_FLAGS: DistFlagSpec[] = [
+export const NATS_AUTH_FLAGS: FlagSpec[] = [
   { name: 'nats-user', kind: 'string', describe: 'NATS user name (with --nats-pass)' },
   { name: 'nats-pass', kind: 'string', describe: 'NATS password (with --nats-user)' },
   { name: 'nats-token', kind: 'string', describe: 'NATS authentication token' },
@@ -23,12 +17,12 @@ export const NATS_AUTH_FLAGS: DistFlagSpec[] = [
   { name: 'nats-tls-key', kind: 'string', describe: 'Client key file (PEM) for NATS mutual TLS' },
 ];
 
-export const METRICS_FLAGS: DistFlagSpec[] = [
+export const METRICS_FLAGS: FlagSpec[] = [
   { name: 'metrics-port', kind: 'number', describe: 'Serve Prometheus metrics on this port (/metrics; 0 = any free port); default: off' },
   { name: 'metrics-bind', kind: 'string', describe: 'Interface the metrics endpoint binds to; default 127.0.0.1' },
 ];
 
-export const COORDINATOR_FLAGS: DistFlagSpec[] = [
+export const COORDINATOR_FLAGS: FlagSpec[] = [
   { name: 'nats', kind: 'string', describe: 'NATS server URL, e.g. nats://host:4222 (required)' },
   { name: 'run-id', kind: 'string', describe: 'Run id the workers are started with (letters, digits, - and _); default: a random one, printed at start' },
   { name: 'heartbeat-timeout', kind: 'number', describe: 'Seconds without a heartbeat after which a worker is declared lost; default 10' },
@@ -45,7 +39,7 @@ export const COORDINATOR_FLAGS: DistFlagSpec[] = [
   ...NATS_AUTH_FLAGS,
 ];
 
-export const WORKER_FLAGS: DistFlagSpec[] = [
+export const WORKER_FLAGS: FlagSpec[] = [
   { name: 'nats', kind: 'string', describe: 'NATS server URL, e.g. nats://host:4222 (required)' },
   { name: 'run-id', kind: 'string', describe: 'Run id of the coordinator to work for (required); chunks of other runs are never taken' },
   { name: 'mem', kind: 'number', describe: 'Memory cap in GB for accumulators, tilt-image cache and buffers; default -1 = no cap' },
