@@ -50,7 +50,12 @@ describe.each(['c1', 'crop'])('coordinator + 3 workers, V1/%s', (name) => {
     // Workers run elsewhere (shared file system, absolute paths); each corrupts its first data
     // segment once, so the checksum and re-send path is exercised.
     const workers = [0, 1, 2].map(() =>
-      procs.cli(['worker', '--nats', nats.url, '--run-id', runId, ...metrics], tmp, { TOMORECON_TEST_CORRUPT_SEGMENT: '0' }),
+      // A short pause per chunk so that a worker that starts late still gets chunks (the test
+      // checks that all three take part).
+      procs.cli(['worker', '--nats', nats.url, '--run-id', runId, ...metrics], tmp, {
+        TOMORECON_TEST_CORRUPT_SEGMENT: '0',
+        TOMORECON_TEST_CHUNK_DELAY_MS: '100',
+      }),
     );
     // Prometheus endpoints (loopback only by default).
     for (const [p, metric] of [[coordinator, /^tomorecon_chunks\{[^}]*state="pending"/m], [workers[0], /^tomorecon_worker_chunks_total\{/m]] as const) {

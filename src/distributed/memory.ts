@@ -8,6 +8,7 @@
  */
 import { TomoError } from '../errors.js';
 import { accumulatorBytes } from '../recon/backproject.js';
+import { finalisationTagBytes, finalisationThreads } from '../engine/local.js';
 import { KernelWorkspace } from '../recon/particleKernel.js';
 
 const GiB = 1024 ** 3;
@@ -95,8 +96,7 @@ export function planCoordinatorMemory(
 ): CoordinatorMemoryPlan {
   const acc = accumulatorBytes(s);
   const reduce = 2 * 2 * acc + reductionBytes(segmentDoubles, window);
-  const perTag = acc + 6 * s * s * s * 8;
-  let finaliseThreads = Math.min(j, hasHalfSets ? 3 : 1);
+  const perTag = finalisationTagBytes(s);
   const symmetry = symmetric ? 6 * acc : 0;
   if (memGB > 0) {
     const budget = memGB * GiB;
@@ -106,7 +106,8 @@ export function planCoordinatorMemory(
         `--mem ${memGB} GB cannot hold the coordinator's sums for --b ${s} (committed and incoming, then finalisation): at least ${(minimum / GiB).toFixed(3)} GB is needed`,
       );
     }
-    finaliseThreads = Math.max(1, Math.min(finaliseThreads, Math.floor((budget - 3 * acc) / perTag)));
   }
+  // The same finalisation as the local engine (in the main thread below box 160).
+  const finaliseThreads = finalisationThreads(s, hasHalfSets, j, memGB > 0 ? memGB * GiB : 0);
   return { finaliseThreads, totalBytes: Math.max(reduce, 3 * acc + finaliseThreads * perTag, symmetry) };
 }

@@ -27,6 +27,24 @@ const MiB = 1024 ** 2;
 const RUNTIME_BYTES = 80 * MiB;
 const RUNTIME_PER_THREAD_BYTES = 15 * MiB;
 
+/** Per tag being finalised: its sums (reused as the spectrum), the map V (8 B/voxel) and the
+ * float32 weight and file buffers (4 + 4 B/voxel). */
+export function finalisationTagBytes(s: number): number {
+  return accumulatorBytes(s) + 16 * s * s * s;
+}
+
+/**
+ * Tags (half1, half2, merged) finalised at once: a finalisation thread is a fresh V8 isolate
+ * (~0.1 s and ~30 MB to start); below box 160 one tag takes less than that (measured: 128³
+ * finalises in 0.25 s), so the main thread does them. `budget` (bytes, ≤ 0 = none) is what the
+ * summed halves, the merged pair and the tags being finalised may use.
+ */
+export function finalisationThreads(s: number, hasHalfSets: boolean, j: number, budget: number): number {
+  let threads = s >= 160 ? Math.min(j, hasHalfSets ? 3 : 1) : 1;
+  if (budget > 0) threads = Math.max(1, Math.min(threads, Math.floor((budget - 3 * accumulatorBytes(s)) / finalisationTagBytes(s))));
+  return threads;
+}
+
 export interface MemoryPlan {
   threads: number;
   perThreadBytes: number;
@@ -56,12 +74,7 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
   }
   const perThreadBytes = 2 * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0) + maxTables + RUNTIME_PER_THREAD_BYTES;
   const sharedBytes = maxStack + maxRecords + RUNTIME_BYTES;
-  // Per tag being finalised: its sums (reused as the spectrum), the map V (8 B/voxel) and the
-  // float32 weight and file buffers (4 + 4 B/voxel).
-  const perTagBytes = accumulatorBytes(s) + 16 * s * s * s;
-  // A finalisation thread is a fresh V8 isolate (~0.1 s and ~30 MB to start); below box 160 one
-  // tag takes less than that (measured: 128³ finalises in 0.25 s), so the main thread does them.
-  let finaliseThreads = s >= 160 ? Math.min(o.j, plan.hasHalfSets ? 3 : 1) : 1;
+  const perTagBytes = finalisationTagBytes(s);
   let threads = o.threads ?? Math.min(o.jOut * o.jIn, os.availableParallelism());
   if (o.mem > 0) {
     const budget = o.mem * GiB;
@@ -73,9 +86,8 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
     }
     const fit = Math.max(1, Math.floor((budget - sharedBytes - 2 * accumulatorBytes(s)) / perThreadBytes));
     if (threads > 0) threads = Math.min(threads, fit);
-    const tagFit = Math.floor((budget - RUNTIME_BYTES - 3 * accumulatorBytes(s)) / perTagBytes);
-    finaliseThreads = Math.max(1, Math.min(finaliseThreads, tagFit));
   }
+  const finaliseThreads = finalisationThreads(s, plan.hasHalfSets, o.j, o.mem > 0 ? o.mem * GiB - RUNTIME_BYTES : 0);
   const finaliseBytes = RUNTIME_BYTES + 3 * accumulatorBytes(s) + finaliseThreads * perTagBytes;
   // Symmetrisation holds the sums, shared copies of them and the symmetrised halves.
   const symmetric = !/^[cC]1$/.test(o.sym) || o.nrHelicalAsu > 1;
