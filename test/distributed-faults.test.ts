@@ -5,21 +5,19 @@
  * TOMORECON_TEST_CHUNK_DELAY_MS slows every chunk down so that the faults land mid-run.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { pearson } from '../src/analysis/fsc.js';
 import { readMrc } from '../src/formats/mrc.js';
 import { CONFORMANCE, runCli } from './helpers/paths.js';
-import { CliProcess, NatsServer, Processes, sleep, startNats } from './helpers/nats.js';
+import { CliProcess, sleep, natsTestBed } from './helpers/nats.js';
 
 const V1 = path.join(CONFORMANCE, 'V1');
 const ARGS = ['--i', 'optimisation_set.star', '--b', '48'];
 const FILES = ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_half1.mrc', 'data_half2.mrc', 'weight_half1.mrc', 'weight_merged.mrc'];
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-distributed-faults-'));
+const bed = natsTestBed('distributed-faults');
+const { tmp, procs } = bed;
 const clean = path.join(tmp, 'clean');
-const procs = new Processes();
-let nats: NatsServer;
 
 interface Report {
   status: string;
@@ -29,17 +27,8 @@ interface Report {
 }
 
 beforeAll(async () => {
-  nats = await startNats();
   const res = runCli(['reconstruct', ...ARGS, '--o', clean], V1);
   expect(res.status, res.stderr).toBe(0);
-});
-afterEach(async () => {
-  await procs.killAll();
-});
-afterAll(async () => {
-  await procs.killAll();
-  await nats?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 function expectSameMaps(out: string): void {
@@ -74,11 +63,11 @@ describe('distributed runner under faults', () => {
     const out = path.join(tmp, 'killed-worker');
     const runId = `kill-${process.pid}`;
     const coordinator = procs.cli(
-      ['coordinator', '--nats', nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '2.5', '--commit-interval', '120', ...ARGS, '--o', out],
+      ['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '2.5', '--commit-interval', '120', ...ARGS, '--o', out],
       V1,
     );
     const env = { TOMORECON_TEST_CHUNK_DELAY_MS: '250' };
-    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', nats.url, '--run-id', runId], tmp, env));
+    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp, env));
     const victim = workers[1];
     // Second chunk handed out: the first is done (only in the victim's memory), the second in flight.
     await coordinator.waitFor((c) => assignedTo(c, victim.pid) >= 2, 30_000, 'two chunks assigned to the victim');
@@ -111,15 +100,15 @@ describe('distributed runner under faults', () => {
     const out = path.join(tmp, 'nats-restart');
     const runId = `restart-${process.pid}`;
     const coordinator = procs.cli(
-      ['coordinator', '--nats', nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '3', '--commit-interval', '1', ...ARGS, '--o', out],
+      ['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '3', '--commit-interval', '1', ...ARGS, '--o', out],
       V1,
     );
     const env = { TOMORECON_TEST_CHUNK_DELAY_MS: '300' };
-    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', nats.url, '--run-id', runId], tmp, env));
+    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp, env));
     await coordinator.waitFor((c) => c.count('chunk assigned') >= 6, 30_000, 'six chunks assigned');
-    await nats.stop();
+    await bed.nats.stop();
     await sleep(5000);
-    await nats.start();
+    await bed.nats.start();
 
     const ended = await coordinator.exit(60_000);
     expect(ended.code, coordinator.stderr).toBe(0);

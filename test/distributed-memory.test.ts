@@ -6,39 +6,28 @@
  * accumulator set is refused with a message naming the minimum.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { pearson } from '../src/analysis/fsc.js';
 import { readMrc } from '../src/formats/mrc.js';
 import { simulateDataset } from '../src/simulate/dataset.js';
 import { SIM_DEFAULTS } from '../src/simulate/params.js';
 import { runCli } from './helpers/paths.js';
-import { NatsServer, Processes, sleep, startNats } from './helpers/nats.js';
+import { sleep, natsTestBed } from './helpers/nats.js';
 
 const MiB = 1024 ** 2;
 /** Fixed overhead of a worker process with one compute thread (docs/distributed.md: measured ≈ 75 MiB). */
 const WORKER_OVERHEAD = 96 * MiB;
 const CAP_GB = 0.05;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-distributed-memory-'));
+const bed = natsTestBed('distributed-memory');
+const { tmp, procs } = bed;
 const data = path.join(tmp, 'data');
 const ARGS = ['--i', 'optimisation_set.star', '--b', '64'];
-const procs = new Processes();
-let nats: NatsServer;
 
 beforeAll(async () => {
   // One tilt series of 61 images of 1024² pixels: a 244 MiB stack.
   simulateDataset({ ...SIM_DEFAULTS, seed: 5, tomos: 1, particles: 8, tiltStep: 2, image: [1024, 1024], tomoSize: [1024, 1024, 256] }, data);
-  nats = await startNats();
 }, 120_000);
-afterEach(async () => {
-  await procs.killAll();
-});
-afterAll(async () => {
-  await procs.killAll();
-  await nats?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
 
 function vmHWM(pid: number): number {
   try {
@@ -61,14 +50,14 @@ describe('worker memory cap', () => {
 
     const out = path.join(tmp, 'dist');
     const runId = `mem-${process.pid}`;
-    const coordinator = procs.cli(['coordinator', '--nats', nats.url, '--run-id', runId, '--chunk-size', '2', ...ARGS, '--o', out], data);
+    const coordinator = procs.cli(['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', ...ARGS, '--o', out], data);
 
     // Too small for one accumulator set (6.2 MiB at --b 64) plus a 4 MiB image: refused, clearly.
-    const tiny = procs.cli(['worker', '--nats', nats.url, '--run-id', runId, '--mem', '0.005'], tmp);
+    const tiny = procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId, '--mem', '0.005'], tmp);
     expect((await tiny.exit(20_000)).code).not.toBe(0);
     expect(tiny.stderr).toMatch(/tomorecon: error: --mem 0\.005 GB cannot hold one accumulator set for --b 64 .*at least 0\.0\d+ GB is needed/);
 
-    const worker = procs.cli(['worker', '--nats', nats.url, '--run-id', runId, '--mem', String(CAP_GB)], tmp);
+    const worker = procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId, '--mem', String(CAP_GB)], tmp);
     let peak = 0;
     while (worker.running) {
       peak = Math.max(peak, vmHWM(worker.pid));

@@ -5,26 +5,16 @@
  * in these scrapes.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CONFORMANCE, REPO } from './helpers/paths.js';
-import { NatsServer, Processes, CliProcess, sleep, startNats } from './helpers/nats.js';
+import { CliProcess, sleep, natsTestBed } from './helpers/nats.js';
 import { PROMTOOL, promtoolProblems } from './helpers/promtool.js';
 
 const V1 = path.join(CONFORMANCE, 'V1');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-dmetrics-'));
-const procs = new Processes();
-let nats: NatsServer;
+const bed = natsTestBed('dmetrics');
+const { tmp, procs } = bed;
 
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterAll(async () => {
-  await procs.killAll();
-  await nats?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
 
 async function metricsUrl(p: CliProcess): Promise<string> {
   await p.waitFor((x) => x.count('metrics served') === 1, 20_000, 'the metrics endpoint');
@@ -62,14 +52,14 @@ describe('metrics of a distributed run', () => {
     const runId = `metrics-${process.pid}`;
     const metrics = ['--metrics-port', '0'];
     const coordinator = procs.cli(
-      ['coordinator', '--nats', nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '2.5', ...metrics, '--i', 'optimisation_set.star', '--b', '32', '--bin', '2', '--o', out],
+      ['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '2.5', ...metrics, '--i', 'optimisation_set.star', '--b', '32', '--bin', '2', '--o', out],
       V1,
     );
     const url = await metricsUrl(coordinator);
     const first = (await scrape(url))!;
     expect(value(first, 'tomorecon_progress_ratio')).toBe(0);
     const env = { TOMORECON_TEST_CHUNK_DELAY_MS: '150' };
-    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', nats.url, '--run-id', runId, ...metrics], tmp, env));
+    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId, ...metrics], tmp, env));
     const workerBody = (await scrape(await metricsUrl(workers[0])))!;
 
     // Kill one worker once it has done some work; then watch the counters.

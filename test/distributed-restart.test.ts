@@ -6,31 +6,18 @@
  * their sums, the lost worker's chunks are redone and the next round commits everything once.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pearson } from '../src/analysis/fsc.js';
 import { readMrc } from '../src/formats/mrc.js';
 import { CONFORMANCE, runCli } from './helpers/paths.js';
-import { NatsServer, Processes, sleep, startNats } from './helpers/nats.js';
+import { sleep, natsTestBed } from './helpers/nats.js';
 
 const V1 = path.join(CONFORMANCE, 'V1');
 const ARGS = ['--i', 'optimisation_set.star', '--b', '64', '--crop', '48'];
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-distributed-restart-'));
-const procs = new Processes();
-let nats: NatsServer;
+const bed = natsTestBed('distributed-restart');
+const { tmp, procs } = bed;
 
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterEach(async () => {
-  await procs.killAll();
-});
-afterAll(async () => {
-  await procs.killAll();
-  await nats?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
 
 interface Report {
   epoch: string;
@@ -54,10 +41,10 @@ describe('coordinator restart', () => {
 
     const out = path.join(tmp, 'restarted');
     const runId = `ckpt-${process.pid}`;
-    const cmd = ['coordinator', '--nats', nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '3', '--commit-interval', '0.5', ...ARGS, '--o', out];
+    const cmd = ['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '3', '--commit-interval', '0.5', ...ARGS, '--o', out];
     const first = procs.cli(cmd, V1);
     const env = { TOMORECON_TEST_CHUNK_DELAY_MS: '250' };
-    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', nats.url, '--run-id', runId], tmp, env));
+    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp, env));
 
     // Kill as soon as a commit round is checkpointed.
     const t0 = Date.now();
@@ -114,12 +101,12 @@ describe('coordinator restart', () => {
     const out = path.join(tmp, 'killed-in-round');
     const runId = `round-${process.pid}`;
     const coordinator = procs.cli(
-      ['coordinator', '--nats', nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '2.5', '--segment-mb', '0.25', ...V1ARGS, '--o', out],
+      ['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '2.5', '--segment-mb', '0.25', ...V1ARGS, '--o', out],
       V1,
     );
     // 11 segments of 0.25 MiB, 150 ms each: a round takes about 2 s.
     const env = { TOMORECON_TEST_SEGMENT_DELAY_MS: '150', TOMORECON_TEST_CHUNK_DELAY_MS: '50' };
-    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', nats.url, '--run-id', runId], tmp, env));
+    const workers = [0, 1, 2].map(() => procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp, env));
     await coordinator.waitFor((c) => c.count('commit round started') >= 1, 30_000, 'a commit round');
     const started = coordinator.lines().find((l) => l.msg === 'commit round started')!;
     const participants = started.fields!.participants as string[];

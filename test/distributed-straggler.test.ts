@@ -13,16 +13,15 @@
  *   slow copy is dropped, every chunk is committed once and the maps equal a local run's.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { planChunks } from '../src/distributed/chunks.js';
 import { ChunkLedger, SpeculationPolicy } from '../src/distributed/ledger.js';
 import { pearson } from '../src/analysis/fsc.js';
 import { readMrc } from '../src/formats/mrc.js';
 import { CONFORMANCE, runCli } from './helpers/paths.js';
-import { CliProcess, LogLine, NatsServer, Processes, startNats } from './helpers/nats.js';
+import { CliProcess, LogLine, natsTestBed } from './helpers/nats.js';
 
 const policy: SpeculationPolicy = { factor: 2, minSamples: 3 };
 
@@ -355,10 +354,9 @@ const ARGS = ['--i', 'optimisation_set.star', '--b', '48'];
 const FILES = ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_half1.mrc', 'data_half2.mrc', 'weight_half1.mrc', 'weight_merged.mrc'];
 const FAST_MS = 200;
 const SLOW_MS = 2000;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-distributed-straggler-'));
+const bed = natsTestBed('distributed-straggler');
+const { tmp, procs } = bed;
 const clean = path.join(tmp, 'clean');
-const procs = new Processes();
-let nats: NatsServer;
 
 interface Attempt {
   worker: string;
@@ -377,17 +375,8 @@ interface Report {
 }
 
 beforeAll(async () => {
-  nats = await startNats();
   const res = runCli(['reconstruct', ...ARGS, '--o', clean], V1);
   expect(res.status, res.stderr).toBe(0);
-});
-afterEach(async () => {
-  await procs.killAll();
-});
-afterAll(async () => {
-  await procs.killAll();
-  await nats?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 const ts = (l: LogLine | undefined): number => (l?.ts ? Date.parse(l.ts) : NaN);
@@ -419,7 +408,7 @@ async function run(name: string, withSlow: boolean): Promise<Run> {
   const out = path.join(tmp, name);
   const runId = `${name}-${process.pid}`;
   const coordinator = procs.cli(
-    ['coordinator', '--nats', nats.url, '--run-id', runId, '--chunk-size', '2', '--commit-interval', '120', '--metrics-port', '0', ...ARGS, '--o', out],
+    ['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', '--commit-interval', '120', '--metrics-port', '0', ...ARGS, '--o', out],
     V1,
   );
   await coordinator.waitFor((c) => c.count('metrics served') === 1, 20_000, 'the metrics endpoint');
@@ -435,11 +424,11 @@ async function run(name: string, withSlow: boolean): Promise<Run> {
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
-  const fast = [0, 1].map(() => procs.cli(['worker', '--nats', nats.url, '--run-id', runId], tmp, { TOMORECON_TEST_CHUNK_DELAY_MS: String(FAST_MS) }));
+  const fast = [0, 1].map(() => procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp, { TOMORECON_TEST_CHUNK_DELAY_MS: String(FAST_MS) }));
   let slow: CliProcess | null = null;
   if (withSlow) {
     await coordinator.waitFor((c) => c.count('chunk assigned') >= 11, 20_000, 'eleven chunks handed to the fast workers');
-    slow = procs.cli(['worker', '--nats', nats.url, '--run-id', runId], tmp, { TOMORECON_TEST_CHUNK_DELAY_MS: String(SLOW_MS) });
+    slow = procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp, { TOMORECON_TEST_CHUNK_DELAY_MS: String(SLOW_MS) });
   }
   const ended = await coordinator.exit(60_000);
   await scraping;

@@ -4,36 +4,23 @@
  * the same maps as the local engine; a worker with a wrong NATS credential is refused.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pearson } from '../src/analysis/fsc.js';
 import { readMrc } from '../src/formats/mrc.js';
 import { simulateDataset } from '../src/simulate/dataset.js';
 import { SIM_DEFAULTS } from '../src/simulate/params.js';
 import { CONFORMANCE, runCli } from './helpers/paths.js';
-import { NatsServer, Processes, startNats } from './helpers/nats.js';
+import { NatsServer, startNats, natsTestBed } from './helpers/nats.js';
 
 const runs = JSON.parse(fs.readFileSync(path.join(CONFORMANCE, 'runs.json'), 'utf8')) as Record<
   string,
   Record<string, { dataset: string; args: string; outputs: string[] }>
 >;
 const V1 = path.join(CONFORMANCE, 'V1');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-distributed-'));
-const procs = new Processes();
-let nats: NatsServer;
+const bed = natsTestBed('distributed');
+const { tmp, procs } = bed;
 
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterEach(async () => {
-  await procs.killAll();
-});
-afterAll(async () => {
-  await procs.killAll();
-  await nats?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
 
 describe.each(['c1', 'crop'])('coordinator + 3 workers, V1/%s', (name) => {
   it('gives the local engine maps (r ≥ 0.999999) and passes conformance', async () => {
@@ -46,13 +33,13 @@ describe.each(['c1', 'crop'])('coordinator + 3 workers, V1/%s', (name) => {
     const out = path.join(tmp, `dist_${name}`);
     const runId = `conf-${name}-${process.pid}`;
     const metrics = ['--metrics-port', '0'];
-    const coordinator = procs.cli(['coordinator', '--nats', nats.url, '--run-id', runId, '--chunk-size', '2', ...metrics, ...args, '--o', out], V1);
+    const coordinator = procs.cli(['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', ...metrics, ...args, '--o', out], V1);
     // Workers run elsewhere (shared file system, absolute paths); each corrupts its first data
     // segment once, so the checksum and re-send path is exercised.
     const workers = [0, 1, 2].map(() =>
       // A short pause per chunk so that a worker that starts late still gets chunks (the test
       // checks that all three take part).
-      procs.cli(['worker', '--nats', nats.url, '--run-id', runId, ...metrics], tmp, {
+      procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId, ...metrics], tmp, {
         TOMORECON_TEST_CORRUPT_SEGMENT: '0',
         TOMORECON_TEST_CHUNK_DELAY_MS: '100',
       }),
@@ -101,12 +88,12 @@ describe('unreadable input on a worker', () => {
     simulateDataset({ ...SIM_DEFAULTS, seed: 3, tomos: 1, particles: 4 }, data);
     const runId = `broken-${process.pid}`;
     const out = path.join(tmp, 'broken_out');
-    const coordinator = procs.cli(['coordinator', '--nats', nats.url, '--run-id', runId, '--i', 'optimisation_set.star', '--b', '48', '--o', out], data);
+    const coordinator = procs.cli(['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--i', 'optimisation_set.star', '--b', '48', '--o', out], data);
     await coordinator.waitFor((c) => c.count('waiting for workers') === 1, 30_000, 'the coordinator to plan the run');
     // The stack disappears from the shared file system after planning.
     const stack = path.join(data, 'tilt_series', 'TS_01.mrcs');
     fs.renameSync(stack, `${stack}.gone`);
-    const worker = procs.cli(['worker', '--nats', nats.url, '--run-id', runId], tmp);
+    const worker = procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp);
     const ended = await coordinator.exit(30_000);
     expect(ended.code).toBe(1);
     const errors = coordinator.stderr.split('\n').filter((l) => l.startsWith('tomorecon: error:'));

@@ -7,6 +7,9 @@
 import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { CLI } from './paths.js';
 
 export const NATS_SERVER = fs.existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
@@ -184,4 +187,33 @@ export class Processes {
     );
     this.all.length = 0;
   }
+}
+
+/**
+ * A test file's distributed set-up: a temporary folder, a nats-server started before the tests,
+ * every spawned process killed after each test, and the server stopped and the folder removed
+ * after the file (also when a test fails).
+ */
+export function natsTestBed(name: string): { tmp: string; procs: Processes; readonly nats: NatsServer } {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tomorecon-${name}-`));
+  const procs = new Processes();
+  let server: NatsServer | undefined;
+  beforeAll(async () => {
+    server = await startNats();
+  });
+  afterEach(async () => {
+    await procs.killAll();
+  });
+  afterAll(async () => {
+    await procs.killAll();
+    await server?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  return {
+    tmp,
+    procs,
+    get nats(): NatsServer {
+      return server!;
+    },
+  };
 }
