@@ -94,6 +94,12 @@ describe('reconstruct flags', () => {
     const bad = runCli(['reconstruct', '--i', 'optimisation_set.star', '--b', '31', '--o', o2, '--pipeline_control', `${o2}/`], V1);
     expect(bad.status).toBe(1);
     expect(fs.existsSync(path.join(o2, 'RELION_JOB_EXIT_FAILURE'))).toBe(true);
+    // The coordinator takes the same flag and is reported the same way.
+    const o3 = outDir();
+    fs.mkdirSync(o3);
+    const coord = runCli(['coordinator', '--nats', 'nats://127.0.0.1:9', '--i', 'optimisation_set.star', '--b', '31', '--o', o3, '--pipeline_control', `${o3}/`], V1);
+    expect(coord.status).toBe(1);
+    expect(fs.existsSync(path.join(o3, 'RELION_JOB_EXIT_FAILURE'))).toBe(true);
   });
 
   it('warns about unknown flags as RELION does, and reports progress lines when not on a terminal', () => {

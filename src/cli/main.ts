@@ -33,11 +33,15 @@ export async function main(argv: string[]): Promise<number> {
         (y) => defineReconstructFlags(y),
         async (args) => {
           warnUnknownFlags(args, RECONSTRUCT_FLAGS.map((f) => f.name));
-          pipelinePrefix = typeof args.pipeline_control === 'string' ? args.pipeline_control : '';
           await runReconstruct(args, commandLine);
         },
       );
     for (const c of COMMANDS) parser = parser.command(c.name, c.describe, c.builder, c.handler);
+    // The RELION pipeliner's exit files, for every command that takes --pipeline_control
+    // (reconstruct and coordinator); recorded before the command runs so a failure is reported too.
+    parser = parser.middleware((args) => {
+      if (typeof args.pipeline_control === 'string') pipelinePrefix = args.pipeline_control;
+    });
     await parser
       .demandCommand(1, 'name a command: reconstruct, coordinator, worker, simulate, fsc or demo')
       .strictCommands()
