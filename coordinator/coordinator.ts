@@ -46,7 +46,8 @@ import { SetLayout, binaryTree, treeDepth } from '../src/distributed/tree.js';
 import { connectNats } from './net/nats.js';
 import { AbortedError, DataPlane, RoundReceiver } from './net/dataPlane.js';
 import { MetricsServer, serveMetrics } from './net/metricsServer.js';
-import { CoordinatorMetrics } from '../src/metrics/registry.js';
+// Loaded only with --metrics-port: prom-client adds ~25 ms to every process start.
+import type { CoordinatorMetrics } from '../src/metrics/registry.js';
 
 const MiB = 1024 ** 2;
 const WINDOW = 2;
@@ -298,6 +299,8 @@ export class Coordinator {
     this.subs.push(this.nc.subscribe(this.subj.heartbeat, { callback: (_e, m) => this.onHeartbeat(m.data) }));
     this.serving = true;
     await this.nc.flush();
+    // Workers started before this coordinator retry their join with a back-off; this wakes them.
+    this.broadcast({ type: 'wake' });
     this.lastCommit = Date.now();
     this.log.info('waiting for workers', {
       run: this.c.runId,
@@ -343,6 +346,7 @@ export class Coordinator {
   }
 
   private async startMetrics(): Promise<void> {
+    const { CoordinatorMetrics } = await import('../src/metrics/registry.js');
     const m = new CoordinatorMetrics(this.c.runId);
     this.metricsServer = await serveMetrics(m.registry, this.c.metrics.port, this.c.metrics.bind);
     this.metrics = m;
@@ -475,6 +479,8 @@ export class Coordinator {
     if (this.phase === 'running') {
       if (L.allCommitted()) {
         this.phase = 'finalising';
+        // The gauges show the end at once (the tick stops updating progress while finalising).
+        this.updateGauges(Date.now());
         this.broadcast({ type: 'finished', ok: true });
         this.resolveDone();
         return;
@@ -635,7 +641,7 @@ export class Coordinator {
     // holds each finished copy outside its accumulators until it has this verdict.
     const verdicts = req.done.map((id, i) => {
       const attempt = req.doneAttempts?.[i];
-      const c = this.ledger.completion(w.id, id, attempt);
+      const c = this.ledger.completion(w.id, id, attempt, req.doneMs?.[i]);
       if (c.verdict === 'count') {
         w.completed++;
         if (c.ms !== undefined) w.chunkMs = w.chunkMs === 0 ? c.ms : 0.5 * w.chunkMs + 0.5 * c.ms;
@@ -700,13 +706,19 @@ export class Coordinator {
         return { type: 'reduce', plan };
       }
     }
-    if (req.idle <= 0 || (this.phase !== 'running' && this.phase !== 'draining')) return { type: 'wait', ms: 300 };
-    const d = this.phase === 'running' ? this.ledger.dispatch(w.id, req.holds, this.holdFor(w)) : null;
-    if (d) {
-      const c = d.chunk;
-      this.log.info('chunk assigned', { chunk: c.id, worker: w.id, tomogram: c.tomoName, first: c.first, count: c.count, attempt: d.attempt, held: d.held });
-      return this.chunkReply(d);
+    if (req.idle <= 0) {
+      // A chunk ahead (queued behind the thread's current one) only while more are pending than
+      // there are compute threads, so the last chunks go to whichever thread is free first; and
+      // only direct ones (a held chunk needs the thread's scratch set, occupied until its verdict).
+      if ((req.ahead ?? 0) > 0 && this.phase === 'running' && this.ledger.count('pending') > this.liveLanes() && !this.holdFor(w)) {
+        const d = this.ledger.dispatch(w.id, req.holds, false);
+        if (d) return this.assigned(w, d, true);
+      }
+      return { type: 'wait', ms: 1000 };
     }
+    if (this.phase !== 'running' && this.phase !== 'draining') return { type: 'wait', ms: 300 };
+    const d = this.phase === 'running' ? this.ledger.dispatch(w.id, req.holds, this.holdFor(w)) : null;
+    if (d) return this.assigned(w, d, false);
     // Nothing pending (or a commit round is draining): an idle worker takes a second copy of a
     // chunk that has been running for much longer than the typical chunk (a straggler's).
     const policy = this.speculation();
@@ -727,6 +739,19 @@ export class Coordinator {
     return { type: 'wait', ms: dueIn === null ? 500 : Math.max(20, Math.ceil(dueIn) + 10) };
   }
 
+  private assigned(w: WorkerRec, d: Dispatch, ahead: boolean): Reply {
+    const c = d.chunk;
+    this.log.info('chunk assigned', { chunk: c.id, worker: w.id, tomogram: c.tomoName, first: c.first, count: c.count, attempt: d.attempt, held: d.held, ...(ahead ? { ahead } : {}) });
+    return this.chunkReply(d);
+  }
+
+  /** Compute threads of the live workers. */
+  private liveLanes(): number {
+    let lanes = 0;
+    for (const x of this.workers.values()) if (x.state === 'live') lanes += x.threads;
+    return lanes;
+  }
+
   /**
    * Whether the next chunk for `w` is handed out held (computed outside its accumulators until
    * the verdict, so that it can be raced by a speculative copy) rather than direct (summed
@@ -740,9 +765,7 @@ export class Coordinator {
     if (w.chunkMs === 0) return true;
     const median = this.ledger.medianChunkMs(SPECULATION_MIN_SAMPLES);
     if (median !== null && w.chunkMs > factor * median) return true;
-    let lanes = 0;
-    for (const x of this.workers.values()) if (x.state === 'live') lanes += x.threads;
-    return this.ledger.count('pending') <= lanes;
+    return this.ledger.count('pending') <= this.liveLanes();
   }
 
   private speculation(): SpeculationPolicy {

@@ -32,6 +32,22 @@ function clockedLedger(n: number): { L: ChunkLedger; clock: { t: number } } {
 }
 
 describe('ledger: speculative copies', () => {
+  it('takes a chunk time the worker measured over hand-out to completion (a chunk taken ahead waits behind another)', () => {
+    const { L, clock } = clockedLedger(4);
+    const a = L.dispatch('w')!;
+    const ahead = L.dispatch('w')!;
+    clock.t += 100;
+    expect(L.completion('w', a.chunk.id, a.attempt, 100).ms).toBe(100);
+    clock.t += 100;
+    // Handed out 200 ms ago, computed in 100 ms: the queue wait does not count.
+    expect(L.completion('w', ahead.chunk.id, ahead.attempt, 100).ms).toBe(100);
+    const b = L.dispatch('w')!;
+    clock.t += 100;
+    // Without a measurement (older workers), hand-out to completion.
+    expect(L.completion('w', b.chunk.id, b.attempt).ms).toBe(100);
+    expect(L.medianChunkMs(3)).toBe(100);
+  });
+
   it('re-dispatches only when nothing is pending, after enough samples, past factor × median, oldest first, never to its own worker', () => {
     const { L, clock } = clockedLedger(6);
     const d = [L.dispatch('fast1')!, L.dispatch('slow')!, L.dispatch('fast2')!];

@@ -76,6 +76,8 @@ describe.each(['c1', 'crop'])('coordinator + 3 workers, V1/%s', (name) => {
     // Every worker took part, and a corrupted segment was detected and sent again.
     const ids = new Set(report.workers.filter((w: { chunksCommitted: number }) => w.chunksCommitted > 0).map((w: { id: string }) => w.id));
     expect(ids.size).toBe(3);
+    // Chunks were taken ahead (queued behind a running one), and the maps above include them.
+    expect(coordinator.lines().filter((l) => l.msg === 'chunk assigned' && l.fields?.ahead === true).length).toBeGreaterThan(0);
     const all = [coordinator, ...workers].map((p) => p.stderr).join('\n');
     expect(all).toContain('checksum mismatch on a received segment');
     expect(all).toContain('segment refused by the receiver');

@@ -29,7 +29,10 @@ export interface LaneInit {
   arrays: Float64Array[];
   /** The same layout: the chunk being computed, or finished and awaiting its verdict. */
   scratch: Float64Array[];
-  /** Shared cell [0]: the token of the chunk to cancel (set and notified by the main thread). */
+  /**
+   * Shared cell [0]: copies with a token up to this one are cancelled (set and notified by the
+   * main thread; tokens grow, and a copy that can be cancelled alone is never queued behind another).
+   */
   control: Int32Array;
   cacheFrames: number;
   framePixels: number;
@@ -84,7 +87,7 @@ const touched = [false, false];
 class Cancelled extends Error {}
 
 function checkCancel(token: number): void {
-  if (Atomics.load(control, 0) === token) throw new Cancelled();
+  if (Atomics.load(control, 0) >= token) throw new Cancelled();
 }
 const cache = new FrameCache(init.cacheFrames, init.framePixels);
 const tables = new Map<number, TomogramTables>();
@@ -117,11 +120,14 @@ function run(m: LaneChunk): void {
   const t0 = Date.now();
   const { chunk, tomo, records, token, held } = m;
   const halves = held ? scratchHalves : accHalves;
-  if (heldToken !== 0) throw new Error(`chunk ${chunk.id} given while the scratch still holds an unanswered chunk`);
+  // A direct chunk (taken ahead) may run while the scratch holds a finished copy awaiting its verdict.
+  if (held && heldToken !== 0) throw new Error(`chunk ${chunk.id} given while the scratch still holds an unanswered chunk`);
   const len = tomo.recordLength;
-  touched[0] = touched[1] = false;
-  // The record's first value is the particle's half set (0 or 1); without half sets both map to the one pair.
-  for (let p = 0; p < chunk.count; p++) touched[scratch.length >= 4 && records[p * len] === 1 ? 1 : 0] = true;
+  if (held) {
+    touched[0] = touched[1] = false;
+    // The record's first value is the particle's half set (0 or 1); without half sets both map to the one pair.
+    for (let p = 0; p < chunk.count; p++) touched[scratch.length >= 4 && records[p * len] === 1 ? 1 : 0] = true;
+  }
   const g = tomo.geometry;
   const tab = tablesFor(tomo);
   cache.begin(tomo.work, g.frameCount);

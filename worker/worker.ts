@@ -32,7 +32,8 @@ import { SetLayout, addSegment } from '../src/distributed/tree.js';
 import { connectNats } from '../coordinator/net/nats.js';
 import { AbortedError, DataPlane } from '../coordinator/net/dataPlane.js';
 import { MetricsServer, serveMetrics } from '../coordinator/net/metricsServer.js';
-import { WorkerMetrics } from '../src/metrics/registry.js';
+// Loaded only with --metrics-port: prom-client adds ~25 ms to every process start.
+import type { WorkerMetrics } from '../src/metrics/registry.js';
 import type { LaneChunk, LaneInit, LaneReply, LaneVerdict } from './lane.js';
 
 const MiB = 1024 ** 2;
@@ -50,10 +51,12 @@ interface Lane {
   thread: Thread;
   arrays: Float64Array[];
   scratch: Float64Array[];
-  /** [0]: token of the copy to cancel. */
+  /** [0]: copies with a token up to this one are cancelled (tokens only grow). */
   control: Int32Array;
   /** The copy being computed. */
   busy: Copy | null;
+  /** A direct copy taken ahead, posted to the thread behind `busy` (starts when it ends). */
+  queued: Copy | null;
   /** A finished copy in scratch, awaiting its verdict; deferred: counted during a commit round, folded after it. */
   holding: (Copy & { deferred: boolean }) | null;
   /** Verdicts posted and not yet settled by the thread. */
@@ -64,6 +67,8 @@ interface Lane {
 interface Finished extends Copy {
   lane: Lane;
   tilts: number;
+  /** Compute time on its thread. */
+  ms: number;
 }
 
 interface RoundState {
@@ -98,6 +103,8 @@ export class WorkerProcess {
   private finished: { ok: boolean; message?: string } | null = null;
   private laneFailure: { chunk: number; message: string; userError: boolean } | null = null;
   private wakeUp: (() => void) | null = null;
+  /** The coordinator had no chunk to give ahead; not asked again until a thread finishes one. */
+  private aheadDeclined = false;
   private lastContact = Date.now();
   private unreachableLogged = false;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -149,6 +156,7 @@ export class WorkerProcess {
   }
 
   private async startMetrics(): Promise<void> {
+    const { WorkerMetrics } = await import('../src/metrics/registry.js');
     const m = new WorkerMetrics(this.o.runId, this.id);
     m.memoryCapBytes.set(this.o.memGB > 0 ? this.o.memGB * 1024 ** 3 : 0);
     this.metricsServer = await serveMetrics(m.registry, this.o.metrics.port, this.o.metrics.bind);
@@ -192,6 +200,7 @@ export class WorkerProcess {
       return;
     }
     this.log.info('cancelling a copy another worker finished first', { chunk, attempt });
+    // A held copy is never queued behind another, so this cancels it and nothing taken after it.
     Atomics.store(lane.control, 0, lane.busy!.token);
     Atomics.notify(lane.control, 0);
   }
@@ -327,7 +336,7 @@ export class WorkerProcess {
         delayMs: this.delayMs,
       };
       const thread = new Thread(new URL('./lane.js', import.meta.url), { workerData: init });
-      const lane: Lane = { thread, arrays, scratch, control, busy: null, holding: null, folds: 0 };
+      const lane: Lane = { thread, arrays, scratch, control, busy: null, queued: null, holding: null, folds: 0 };
       thread.on('message', (m: LaneReply) => this.onLane(lane, m));
       thread.on('error', (e) => {
         this.laneFailure = { chunk: lane.busy?.chunk ?? -1, message: e.message, userError: false };
@@ -337,7 +346,25 @@ export class WorkerProcess {
     }
   }
 
+  /** The lane's running copy `token` ended: the queued copy (if any) is now the running one. */
+  private advanceLane(lane: Lane, token: number): Copy | null {
+    if (lane.busy?.token === token) {
+      const copy = lane.busy;
+      lane.busy = lane.queued;
+      lane.queued = null;
+      return copy;
+    }
+    // Cancelled before it started (the worker drops everything to rejoin).
+    if (lane.queued?.token === token) {
+      const copy = lane.queued;
+      lane.queued = null;
+      return copy;
+    }
+    return null;
+  }
+
   private onLane(lane: Lane, m: LaneReply): void {
+    this.aheadDeclined = false;
     if (m.type === 'folded') {
       lane.folds--;
       if (m.counted) this.accChunks.add(m.chunk);
@@ -348,18 +375,17 @@ export class WorkerProcess {
       return;
     }
     if (m.type === 'cancelled') {
-      const copy = lane.busy;
-      lane.busy = null;
-      if (copy && copy.token === m.token) this.cancelledCopies.push(copy);
+      const copy = this.advanceLane(lane, m.token);
+      if (copy) this.cancelledCopies.push(copy);
       this.log.info('copy cancelled; its partial sums are discarded', { chunk: m.chunk, attempt: copy?.attempt });
       this.wake();
       return;
     }
     if (m.type === 'done') {
-      const copy = lane.busy!;
-      lane.busy = null;
+      const copy = this.advanceLane(lane, m.token);
+      if (!copy) throw new Error(`compute thread reported copy ${m.token}, which it was not given`);
       if (copy.held) lane.holding = { ...copy, deferred: false };
-      this.unreported.push({ ...copy, lane, tilts: m.tiltImages });
+      this.unreported.push({ ...copy, lane, tilts: m.tiltImages, ms: m.seconds * 1000 });
       this.chunksDone++;
       this.holds = new Set(m.holds);
       if (this.metrics) {
@@ -371,7 +397,8 @@ export class WorkerProcess {
       }
       this.log.debug('chunk done', { chunk: m.chunk, seconds: m.seconds });
     } else {
-      lane.busy = null;
+      lane.busy = lane.queued;
+      lane.queued = null;
       this.laneFailure = { chunk: m.chunk, message: m.message, userError: m.userError };
       if (!m.userError) this.log.error('internal error in a compute thread', { stack: m.stack });
     }
@@ -420,9 +447,10 @@ export class WorkerProcess {
       }
       // A thread holding a finished chunk is free once the verdict in this request's reply is applied.
       const idle = this.lanes.filter((l) => l.busy === null && !l.holding?.deferred);
+      const ahead = this.aheadDeclined ? [] : this.lanes.filter((l) => l.busy !== null && l.queued === null && !l.holding?.deferred);
       const done = this.unreported.slice();
       const cancelled = this.cancelledCopies.slice();
-      if (!this.roundState && idle.length === 0 && done.length === 0 && cancelled.length === 0) {
+      if (!this.roundState && idle.length === 0 && ahead.length === 0 && done.length === 0 && cancelled.length === 0) {
         await this.pause(1000);
         continue;
       }
@@ -433,9 +461,11 @@ export class WorkerProcess {
         done: done.map((d) => d.chunk),
         doneAttempts: done.map((d) => d.attempt),
         doneTilts: done.map((d) => d.tilts),
+        doneMs: done.map((d) => Math.round(d.ms)),
         ...(cancelled.length ? { cancelled: cancelled.map((c) => c.chunk), cancelledAttempts: cancelled.map((c) => c.attempt) } : {}),
         holds: [...this.holds],
         idle: idle.length,
+        ...(ahead.length ? { ahead: ahead.length } : {}),
         ...(this.roundState ? { round: this.roundState.round } : {}),
       });
       this.unreported.splice(0, done.length);
@@ -444,10 +474,14 @@ export class WorkerProcess {
       if (reply.verdicts) done.forEach((d, i) => this.settle(d, reply.verdicts![i] === true));
       switch (reply.type) {
         case 'chunk': {
-          const lane = idle.find((l) => l.busy === null && !l.holding?.deferred);
+          // A thread that is free, else (a direct chunk taken ahead) one with nothing queued.
+          const lane =
+            idle.find((l) => l.busy === null && !l.holding?.deferred) ??
+            (reply.held ? undefined : this.lanes.find((l) => l.queued === null && !l.holding?.deferred));
           if (!lane) throw new Error('a chunk arrived with no compute thread free for it');
           const copy: Copy = { chunk: reply.chunk.id, attempt: reply.attempt, token: ++this.tokens, held: reply.held === true };
-          lane.busy = copy;
+          if (lane.busy === null) lane.busy = copy;
+          else lane.queued = copy;
           const m: LaneChunk = { type: 'chunk', token: copy.token, held: copy.held, chunk: reply.chunk, tomo: reply.tomo, records: reply.records };
           lane.thread.postMessage(m);
           if (reply.speculative) {
@@ -456,6 +490,8 @@ export class WorkerProcess {
           break;
         }
         case 'wait':
+          // Nothing to take ahead now: ask again only once a thread finishes something.
+          if (idle.length === 0) this.aheadDeclined = true;
           await this.pause(reply.ms);
           break;
         case 'reduce':
@@ -608,7 +644,8 @@ export class WorkerProcess {
     // Running and finished chunks belong to the old coordinator: cancelled and dropped.
     for (const l of this.lanes) {
       if (!l.busy) continue;
-      Atomics.store(l.control, 0, l.busy.token);
+      // Every copy given so far, running or queued, is cancelled.
+      Atomics.store(l.control, 0, this.tokens);
       Atomics.notify(l.control, 0);
     }
     while (this.lanes.some((l) => l.busy !== null)) await this.pause(200);

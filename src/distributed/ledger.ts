@@ -119,7 +119,7 @@ export class ChunkLedger {
   /** Work index each worker last received a chunk of (affinity and spreading). */
   private readonly lastWork = new Map<string, number>();
   private readonly counts: Record<ChunkState, number> = { pending: 0, assigned: 0, done: 0, committed: 0 };
-  /** Hand-out to counted completion, ms, of every counted completion (for the speculation threshold). */
+  /** Time of every counted completion, ms (see completion), for the speculation threshold. */
   private readonly durations: number[] = [];
   /** The median of the first medianOf durations (recomputed when more have come). */
   private median = 0;
@@ -344,8 +344,12 @@ export class ChunkLedger {
     return this.completion(worker, id, attempt).verdict === 'count' ? 'ok' : 'duplicate';
   }
 
-  /** As complete, with the copies that are now superseded (to be cancelled) and the chunk time. */
-  completion(worker: string, id: number, attempt?: number): Completion {
+  /**
+   * As complete, with the copies that are now superseded (to be cancelled) and the chunk time:
+   * `computeMs` as the worker measured it when given (a chunk taken ahead waited behind another),
+   * else hand-out to completion.
+   */
+  completion(worker: string, id: number, attempt?: number, computeMs?: number): Completion {
     const e = this.entries[id];
     if (!e) {
       this.duplicatesDropped++;
@@ -369,7 +373,7 @@ export class ChunkLedger {
       superseded.push({ worker: e.attempts[r].worker, attempt: r });
     }
     e.running = [];
-    const ms = now - e.startedMs[n];
+    const ms = computeMs !== undefined && Number.isFinite(computeMs) && computeMs >= 0 ? computeMs : now - e.startedMs[n];
     this.durations.push(ms);
     return { verdict: 'count', superseded, ms };
   }

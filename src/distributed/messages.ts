@@ -101,6 +101,11 @@ export interface WorkRequest extends Base {
   doneAttempts?: number[];
   /** For each of them, the particle tilt images back-projected (particle × visible tilt). */
   doneTilts?: number[];
+  /**
+   * For each of them, the milliseconds its compute thread spent on it. A chunk taken ahead waits
+   * behind the one before it, so hand-out to completion would overstate its time.
+   */
+  doneMs?: number[];
   /** Copies stopped on the coordinator's word (cancel), their partial sums discarded, with their attempt numbers. */
   cancelled?: number[];
   cancelledAttempts?: number[];
@@ -108,6 +113,13 @@ export interface WorkRequest extends Base {
   holds: number[];
   /** Compute threads without a chunk. */
   idle: number;
+  /**
+   * Compute threads busy with a chunk and with none queued behind it: each would take one more
+   * chunk *ahead* (direct only), so that it starts the moment the current one ends instead of a
+   * request round trip later. Answered with a chunk only while plenty are pending (see the
+   * coordinator's workReply); otherwise 'wait', and the worker asks again when a thread frees up.
+   */
+  ahead?: number;
   /** Set while the worker takes part in a commit round: it asks for the round's outcome. */
   round?: number;
 }
