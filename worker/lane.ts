@@ -1,6 +1,8 @@
 /**
  * A compute thread of a worker: back-projects the chunks it is given into its own accumulators
  * (shared memory, so that the worker's main thread reads them for the reduction without a copy).
+ * It is started when the worker starts and set up by its first message ('init': kernel options,
+ * accumulators, cache size), which comes once the worker has joined a run.
  * Chunks are processed frame by frame with processParticleFrame: for each tilt, one frame is
  * read (or taken from the cache) and every particle of the chunk is inserted from it, so only
  * the frames the memory plan allows are ever held.
@@ -14,7 +16,7 @@
  * reaches the accumulators. A chunk handed out *direct* (the coordinator will count it: it never
  * races another copy) goes straight into the accumulators, without the extra pass.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { isTomoError } from '../src/errors.js';
 import { FrameCache } from '../src/distributed/frames.js';
 import type { TomoInfo } from '../src/distributed/messages.js';
@@ -58,7 +60,10 @@ export interface LaneVerdict {
   count: boolean;
 }
 
-export type LaneMessage = LaneChunk | LaneVerdict;
+/** The first message a thread gets (it is started before the run's parameters are known). */
+export type LaneInitMessage = { type: 'init' } & LaneInit;
+
+export type LaneMessage = LaneInitMessage | LaneChunk | LaneVerdict;
 
 export type LaneReply =
   | { type: 'done'; token: number; chunk: number; held: boolean; particles: number; tiltImages: number; seconds: number; holds: number[] }
@@ -67,18 +72,31 @@ export type LaneReply =
   | { type: 'error'; chunk: number; message: string; userError: boolean; stack?: string };
 
 const port = parentPort!;
-const init = workerData as LaneInit;
-const kernel = init.kernel;
-const ws = new KernelWorkspace(kernel);
-const acc = init.arrays;
-const scratch = init.scratch;
-const control = init.control;
+// Set by the 'init' message, which comes before any chunk.
+let init!: LaneInit;
+let kernel!: KernelOptions;
+let ws!: KernelWorkspace;
+let acc!: Float64Array[];
+let scratch!: Float64Array[];
+let control!: Int32Array;
+let scratchHalves!: Accumulator[];
+let accHalves!: Accumulator[];
+let cache!: FrameCache;
 function pairs(a: Float64Array[]): Accumulator[] {
   const h1: Accumulator = { data: a[0], weight: a[1] };
   return a.length >= 4 ? [h1, { data: a[2], weight: a[3] }] : [h1, h1];
 }
-const scratchHalves = pairs(scratch);
-const accHalves = pairs(acc);
+function setUp(i: LaneInit): void {
+  init = i;
+  kernel = i.kernel;
+  ws = new KernelWorkspace(kernel);
+  acc = i.arrays;
+  scratch = i.scratch;
+  control = i.control;
+  scratchHalves = pairs(scratch);
+  accHalves = pairs(acc);
+  cache = new FrameCache(i.cacheFrames, i.framePixels);
+}
 /** The token of the chunk held in scratch (finished, awaiting its verdict), or 0. */
 let heldToken = 0;
 /** Half sets the chunk in scratch has particles of: only those arrays are folded and zeroed. */
@@ -89,7 +107,6 @@ class Cancelled extends Error {}
 function checkCancel(token: number): void {
   if (Atomics.load(control, 0) >= token) throw new Cancelled();
 }
-const cache = new FrameCache(init.cacheFrames, init.framePixels);
 const tables = new Map<number, TomogramTables>();
 
 function tablesFor(t: TomoInfo): TomogramTables {
@@ -182,6 +199,10 @@ function settle(m: LaneVerdict): void {
 }
 
 port.on('message', (m: LaneMessage) => {
+  if (m.type === 'init') {
+    setUp(m);
+    return;
+  }
   if (m.type === 'verdict') {
     try {
       settle(m);

@@ -34,7 +34,7 @@ import { AbortedError, DataPlane } from '../coordinator/net/dataPlane.js';
 import { MetricsServer, serveMetrics } from '../coordinator/net/metricsServer.js';
 // Loaded only with --metrics-port: prom-client adds ~25 ms to every process start.
 import type { WorkerMetrics } from '../src/metrics/registry.js';
-import type { LaneChunk, LaneInit, LaneReply, LaneVerdict } from './lane.js';
+import type { LaneChunk, LaneInit, LaneMessage, LaneReply, LaneVerdict } from './lane.js';
 
 const MiB = 1024 ** 2;
 
@@ -88,6 +88,8 @@ export class WorkerProcess {
   private info: RunInfo | null = null;
   private mem: WorkerMemoryPlan | null = null;
   private lanes: Lane[] = [];
+  /** Compute threads started at launch, not yet given to a lane. */
+  private spareThreads: Thread[] = [];
   private seq = 0;
   private unreported: Finished[] = [];
   private cancelledCopies: Copy[] = [];
@@ -121,7 +123,13 @@ export class WorkerProcess {
 
   async run(): Promise<void> {
     if (os.endianness() !== 'LE') throw new TomoError('tomorecon workers need a little-endian host');
-    this.nc = await connectNats(this.o.nats, this.o.auth, `tomorecon worker ${this.id}`, this.log);
+    this.spareThreads = Array.from({ length: this.o.threads }, () => this.spawnLaneThread());
+    try {
+      this.nc = await connectNats(this.o.nats, this.o.auth, `tomorecon worker ${this.id}`, this.log);
+    } catch (e) {
+      await this.shutdown();
+      throw e;
+    }
     const stop = (sig: string): void => void this.leave(`received ${sig}`).finally(() => process.exit(130));
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
@@ -335,15 +343,30 @@ export class WorkerProcess {
         framePixels: info.maxFramePixels,
         delayMs: this.delayMs,
       };
-      const thread = new Thread(new URL('./lane.js', import.meta.url), { workerData: init });
-      const lane: Lane = { thread, arrays, scratch, control, busy: null, queued: null, holding: null, folds: 0 };
-      thread.on('message', (m: LaneReply) => this.onLane(lane, m));
-      thread.on('error', (e) => {
-        this.laneFailure = { chunk: lane.busy?.chunk ?? -1, message: e.message, userError: false };
-        this.wake();
-      });
-      this.lanes.push(lane);
+      const thread = this.spareThreads.shift() ?? this.spawnLaneThread();
+      thread.postMessage({ type: 'init', ...init } satisfies LaneMessage);
+      this.lanes.push({ thread, arrays, scratch, control, busy: null, queued: null, holding: null, folds: 0 });
     }
+    // Started at launch but not allowed by the memory plan.
+    for (const t of this.spareThreads.splice(0)) void t.terminate();
+  }
+
+  /**
+   * A compute thread; it waits for its 'init' message. The worker starts its threads at launch,
+   * so that isolate start-up and loading the kernels overlap connecting and joining.
+   */
+  private spawnLaneThread(): Thread {
+    const thread = new Thread(new URL('./lane.js', import.meta.url));
+    const laneOf = (): Lane | undefined => this.lanes.find((l) => l.thread === thread);
+    thread.on('message', (m: LaneReply) => {
+      const lane = laneOf();
+      if (lane) this.onLane(lane, m);
+    });
+    thread.on('error', (e) => {
+      this.laneFailure = { chunk: laneOf()?.busy?.chunk ?? -1, message: e.message, userError: false };
+      this.wake();
+    });
+    return thread;
   }
 
   /** The lane's running copy `token` ended: the queued copy (if any) is now the running one. */
@@ -681,7 +704,7 @@ export class WorkerProcess {
 
   private async shutdown(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
-    await Promise.all(this.lanes.map((l) => l.thread.terminate()));
+    await Promise.all([...this.lanes.map((l) => l.thread), ...this.spareThreads.splice(0)].map((t) => t.terminate()));
     this.plane?.close();
     await this.metricsServer?.close();
     for (const s of this.subs) s.unsubscribe();
