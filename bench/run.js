@@ -7,7 +7,10 @@
  *   npm run bench                 both boxes, 5 runs each
  *   npm run bench -- --runs 3 --boxes 64
  *
- * Prints a table and writes .bench-cache/results-<time>.json for comparisons between runs.
+ * Also: the same box-128 run through a coordinator and 2 workers on loopback (wall time and its
+ * commit round as each process logged it), the partial-volume transfer with the real protocol
+ * (bench/transfer.js) and raw, and per-stage micro-benchmarks. Prints a table and writes
+ * .bench-cache/results-<time>.json for comparisons between runs.
  */
 import { spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -127,19 +130,31 @@ if (haveNats && BOXES.includes(128)) {
     let err = '';
     coord.stderr.on('data', (d) => (err += d));
     if (!workersFirst) workers = startWorkers();
-    for (const w of workers) w.stderr.resume();
+    const workerErr = workers.map(() => '');
+    workers.forEach((w, i) => w.stderr.on('data', (d) => (workerErr[i] += d)));
     const code = await new Promise((resolve) => coord.on('exit', resolve));
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
     await Promise.all(workers.map((w) => new Promise((resolve) => (w.exitCode !== null ? resolve() : w.on('exit', resolve)))));
     if (code !== 0) throw new Error(`distributed bench run failed:\n${err}`);
-    return wall;
+    return { wall, err, workerErr };
   };
   const walls = [];
   const wallsWaiting = [];
+  const rounds = { root: [], leaf: [], coordinator: [] };
+  // The commit round as each process logged it: the workers' part (root: with a child) and the coordinator's round.
+  const fields = (text, msg) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((l) => l.msg === msg).map((l) => l.fields);
+  const collectRounds = (r) => {
+    for (const f of r.workerErr.flatMap((t) => fields(t, 'round sums sent'))) (f.children > 0 ? rounds.root : rounds.leaf).push(f.seconds);
+    for (const f of fields(r.err, 'round committed')) rounds.coordinator.push(f.seconds);
+  };
   try {
-    for (let r = 0; r < Math.min(RUNS, 3); r++) {
-      walls.push(await distRun(`bench-cold${r}`, path.join(out, `dist${r}`), false));
-      wallsWaiting.push(await distRun(`bench-waiting${r}`, path.join(out, `distw${r}`), true));
+    for (let r = 0; r < RUNS; r++) {
+      const cold = await distRun(`bench-cold${r}`, path.join(out, `dist${r}`), false);
+      walls.push(cold.wall);
+      collectRounds(cold);
+      const waiting = await distRun(`bench-waiting${r}`, path.join(out, `distw${r}`), true);
+      wallsWaiting.push(waiting.wall);
+      collectRounds(waiting);
     }
   } finally {
     nats.kill();
@@ -156,6 +171,8 @@ if (haveNats && BOXES.includes(128)) {
     workersWaitingWallAllS: wallsWaiting,
     workersWaitingRatio: median(wallsWaiting) / local.wallMedianS,
     localWallMedianS: local.wallMedianS,
+    roundS: rounds,
+    roundMedianS: Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, v.length ? median(v) : null])),
   };
 }
 fs.rmSync(out, { recursive: true, force: true });
@@ -228,6 +245,18 @@ fs.rmSync(out, { recursive: true, force: true });
   results.transfer = { bytes: r.bytes, seconds: secs, gbPerS: r.bytes / secs / 1e9, crcFailures: r.bad };
 }
 
+// ---------------------------------------------------------------- the real protocol
+// The commit round's transfer as the distributed runner does it (bench/transfer.js): DataPlane,
+// sendSubtree and receiveSubtree, one process per node on loopback, CRC-32 per segment,
+// acknowledgements and window, chunk lists, the coordinator adding the round to its sums. The
+// distributed bench run's shape (2 workers: leaf → root → coordinator) and one link alone.
+{
+  const { benchTransfer, report } = await import('./transfer.js');
+  results.protocol = [];
+  for (const workers of [2, 1]) results.protocol.push(await benchTransfer({ workers, rounds: Math.max(5, 2 * RUNS - 1) }));
+  results.protocolReport = results.protocol.map(report);
+}
+
 // ---------------------------------------------------------------- stages (single thread, box 128)
 const { ExtractionWorkspace, extractFrameSpectrum } = await dist('recon/extract.js');
 const { ctfConstants, drawCtf } = await dist('physics/ctf.js');
@@ -288,10 +317,16 @@ if (results.distributed) {
   console.log(`\ndistributed, coordinator + 2 single-thread workers on loopback, box 128 (local 2 threads ${d.localWallMedianS.toFixed(2)} s):`);
   console.log(`  all three launched together:         ${d.wallMedianS.toFixed(2)} s (ratio ${d.ratio.toFixed(2)})`);
   console.log(`  workers up before, from coordinator: ${d.workersWaitingWallMedianS.toFixed(2)} s (ratio ${d.workersWaitingRatio.toFixed(2)})`);
+  const ms = (k) => d.roundS[k].map((x) => (x * 1000).toFixed(0)).join(', ');
+  console.log(`  its commit round (48.75 MiB), median: root ${(d.roundMedianS.root * 1000).toFixed(0)} ms [${ms('root')}], leaf ${(d.roundMedianS.leaf * 1000).toFixed(0)} ms [${ms('leaf')}], coordinator ${(d.roundMedianS.coordinator * 1000).toFixed(0)} ms [${ms('coordinator')}]`);
 }
 if (results.transfer) {
   const t = results.transfer;
-  console.log(`partial-volume transfer over ZeroMQ on loopback (1 MiB segments, CRC-32 checked, summed): ${(t.bytes / 2 ** 20).toFixed(0)} MiB in ${t.seconds.toFixed(2)} s = ${t.gbPerS.toFixed(2)} GB/s`);
+  console.log(`raw ZeroMQ push/pull of partial volumes on loopback (1 MiB segments, CRC-32 checked, summed; no acknowledgements): ${(t.bytes / 2 ** 20).toFixed(0)} MiB in ${t.seconds.toFixed(2)} s = ${t.gbPerS.toFixed(2)} GB/s`);
+}
+if (results.protocolReport) {
+  console.log('partial-volume transfer, the commit round\'s real protocol (bench/transfer.js):');
+  for (const r of results.protocolReport) console.log(r.replace(/^/gm, '  '));
 }
 console.log('\nstages (one thread, box 128):');
 for (const [name, ms] of Object.entries(results.stages)) console.log(`  ${name.padEnd(22)} ${ms.toFixed(3)} ms`);

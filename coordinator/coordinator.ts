@@ -44,7 +44,7 @@ import {
 } from '../src/distributed/messages.js';
 import { SetLayout, binaryTree, treeDepth } from '../src/distributed/tree.js';
 import { connectNats } from './net/nats.js';
-import { AbortedError, DataPlane, RoundReceiver } from './net/dataPlane.js';
+import { AbortedError, DataPlane, RoundReceiver, receiveSubtree, touchPages } from './net/dataPlane.js';
 import { MetricsServer, serveMetrics } from './net/metricsServer.js';
 // Loaded only with --metrics-port: prom-client adds ~25 ms to every process start.
 import type { CoordinatorMetrics } from '../src/metrics/registry.js';
@@ -225,6 +225,7 @@ export class Coordinator {
     }
     this.epochs.push({ epoch: this.epoch, started: this.started });
     this.ledger = new ChunkLedger(this.chunks, this.epoch, before);
+    this.prepareRoundSums();
     this.log.info('run planned', {
       run: this.c.runId,
       epoch: this.epoch,
@@ -948,17 +949,24 @@ export class Coordinator {
     );
   }
 
-  private async receiveRound(round: Round): Promise<Record<string, number[]>> {
-    if (!this.roundArrays) this.roundArrays = this.lengths.map((n) => new Float64Array(n));
-    const arrays = this.roundArrays;
-    const root = round.participants[0];
-    let contrib: Record<string, number[]> = {};
-    for (let k = 0; k < round.layout.segments; k++) {
-      const seg = await round.receiver.take(root, k, round.abort.signal);
-      round.layout.copyIn(arrays, k, seg.data);
-      if (k === round.layout.segments - 1) contrib = seg.contrib ?? {};
-    }
-    return contrib;
+  /**
+   * The committed sums plus the round being received (receiveSubtree), swapped with the committed
+   * sums when the round commits. Allocated, and every page of both sets written, before the first
+   * round (a slice per turn of the event loop), so that rounds take no page faults.
+   */
+  private prepareRoundSums(): void {
+    if (this.roundArrays || this.ledger.allCommitted()) return;
+    this.roundArrays = this.lengths.map((n) => new Float64Array(n));
+    touchPages([...this.roundArrays, ...this.committedArrays()]).catch(() => {});
+  }
+
+  private committedArrays(): Float64Array[] {
+    return this.committed.slice(0, this.halves).flatMap((h) => [h.data, h.weight]);
+  }
+
+  private receiveRound(round: Round): Promise<Record<string, number[]>> {
+    this.prepareRoundSums();
+    return receiveSubtree(round.receiver, round.participants[0], this.committedArrays(), this.roundArrays!, round.abort.signal);
   }
 
   private finishRound(round: Round, contrib: Record<string, number[]>): void {
@@ -970,14 +978,15 @@ export class Coordinator {
       for (const id of offenders) this.lose(this.workers.get(id)!, 'its chunk list did not match the chunks it was given');
       return;
     }
-    const arrays = this.roundArrays!;
-    const targets = this.committed.slice(0, this.halves).flatMap((h) => [h.data, h.weight]);
-    for (let a = 0; a < targets.length; a++) {
-      const t = targets[a];
-      const src = arrays[a];
-      for (let i = 0; i < t.length; i++) t[i] += src[i];
-    }
+    // The round's arrays hold committed + this round's sums: they become the committed sums.
+    const next = this.roundArrays!;
+    this.committed.slice(0, this.halves).forEach((h, i) => {
+      [h.data, next[2 * i]] = [next[2 * i], h.data];
+      [h.weight, next[2 * i + 1]] = [next[2 * i + 1], h.weight];
+    });
     const particles = this.ledger.commit(round.n, contrib);
+    // Not needed for the finalisation, which has memory of its own to plan.
+    if (this.ledger.allCommitted()) this.roundArrays = null;
     this.outcomes.set(round.n, 'committed');
     this.plane!.closeRound('committed');
     this.round = null;

@@ -116,6 +116,24 @@ describe('reduction tree and segments', () => {
     }
     out.forEach((a, i) => expect([...a]).toEqual([...x[i]].map((v, j) => v + y[i][j])));
   });
+
+  it('views a segment within one array without a copy, and sums segments into a second set', () => {
+    const lengths = [7, 3, 7, 3];
+    const layout = new SetLayout(lengths, 4);
+    const x = lengths.map((n, a) => Float64Array.from({ length: n }, (_, i) => a * 10 + i));
+    const v = layout.view(x, 0)!;
+    expect(v.buffer).toBe(x[0].buffer);
+    expect([...v]).toEqual([0, 1, 2, 3]);
+    expect(layout.view(x, 1)).toBeNull(); // elements 4…7: the end of array 0 and the start of array 1
+    const out = lengths.map((n) => new Float64Array(n));
+    for (let k = 0; k < layout.segments; k++) {
+      const seg = Float64Array.from({ length: layout.segmentLength(k) }, (_, j) => 1000 * (k + 1) + j);
+      layout.sumIn(out, x, k, seg);
+    }
+    const flat = x.flatMap((a) => [...a]);
+    const got = out.flatMap((a) => [...a]);
+    expect(got).toEqual(flat.map((v, i) => v + 1000 * (Math.floor(i / 4) + 1) + (i % 4)));
+  });
 });
 
 describe('CRC-32', () => {

@@ -28,9 +28,9 @@ import {
   subjects,
   Subjects,
 } from '../src/distributed/messages.js';
-import { SetLayout, addSegment } from '../src/distributed/tree.js';
+import { SetLayout } from '../src/distributed/tree.js';
 import { connectNats } from '../coordinator/net/nats.js';
-import { AbortedError, DataPlane } from '../coordinator/net/dataPlane.js';
+import { AbortedError, DataPlane, sendSubtree } from '../coordinator/net/dataPlane.js';
 import { MetricsServer, serveMetrics } from '../coordinator/net/metricsServer.js';
 // Loaded only with --metrics-port: prom-client adds ~25 ms to every process start.
 import type { WorkerMetrics } from '../src/metrics/registry.js';
@@ -635,29 +635,22 @@ export class WorkerProcess {
     const K = layout.segments;
     const plane = this.plane!;
     const receiver = plan.children.length > 0 ? plane.openRound(plan.epoch, plan.round, plan.children, layout) : null;
-    const sender = plane.sender(plan.parentEndpoint, plan.epoch, plan.round, K, this.info!.window);
+    const sender = plane.sender(plan.parentEndpoint, plan.epoch, plan.round, K, this.info!.window, plan.segmentDoubles);
     try {
       // Chunks counted just before the round (maybe in the reply that carried the plan) are folded in first.
       await this.foldsSettled();
       const own = [...this.accChunks].sort((x, y) => x - y);
-      for (let k = 0; k < K; k++) {
-        const buf = new Float64Array(layout.segmentLength(k));
-        layout.copyOut(this.lanes[0].arrays, k, buf);
-        for (let i = 1; i < this.lanes.length; i++) layout.addOut(this.lanes[i].arrays, k, buf);
-        let contrib: Record<string, number[]> | undefined;
-        if (k === K - 1) contrib = { [this.id]: own };
-        for (const child of plan.children) {
-          const seg = await receiver!.take(child, k, signal);
-          addSegment(buf, seg.data);
-          if (k === K - 1) Object.assign(contrib!, seg.contrib ?? {});
-        }
+      return await sendSubtree({
+        layout,
+        sources: this.lanes.map((l) => l.arrays),
+        children: plan.children,
+        receiver,
+        sender,
+        own: { [this.id]: own },
+        signal,
         // TOMORECON_TEST_SEGMENT_DELAY_MS: slow reductions down so that tests can interrupt one.
-        if (this.segmentDelayMs > 0) await new Promise((r) => setTimeout(r, this.segmentDelayMs));
-        if (signal.aborted) throw new AbortedError(String(signal.reason));
-        await sender.send(k, buf, contrib, signal);
-      }
-      await sender.drain(signal);
-      return sender.bytes;
+        segmentDelayMs: this.segmentDelayMs,
+      });
     } finally {
       if (receiver) plane.closeRound('round done');
     }

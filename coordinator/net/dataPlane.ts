@@ -2,14 +2,16 @@
  * The ZeroMQ data plane: every process binds one ROUTER socket (on the interface it was given)
  * and reaches its parent in the reduction tree through a DEALER socket whose routing id is its
  * worker id. Sums travel as two-frame messages [msgpack header, float64 bytes]; the header
- * carries a CRC-32 of the bytes, checked on receipt. The receiver acknowledges every segment
- * (ack) or asks for it again (nack, on a checksum or length mismatch); a sender keeps at most
- * `window` unacknowledged segments, re-sends nacked ones and ones unanswered for 5 s.
+ * carries a CRC-32 of the bytes, checked on receipt. The receiver acknowledges a segment (ack)
+ * when it takes it for summing, or asks for it again at once (nack, on a checksum or length
+ * mismatch); a sender keeps at most `window` unacknowledged segments, re-sends nacked ones and
+ * ones unanswered for 5 s. Segment bytes are never copied on the way: sent from the buffer they
+ * were summed in, received into ZeroMQ's own message memory and used there.
  */
 import * as zmq from 'zeromq';
 import { bytesOf, crc32 } from '../../src/distributed/checksum.js';
 import { DataHeader, decode, encode } from '../../src/distributed/messages.js';
-import { SetLayout } from '../../src/distributed/tree.js';
+import { SetLayout, addSegment } from '../../src/distributed/tree.js';
 import type { Logger } from '../../src/distributed/log.js';
 
 export interface Segment {
@@ -24,14 +26,17 @@ export class AbortedError extends Error {
   }
 }
 
-/** One send at a time per socket (a zeromq.js requirement). */
-class SerialSender {
-  private chain: Promise<unknown> = Promise.resolve();
+/**
+ * Sends at once, never waiting: the data-plane sockets have sendTimeout 0, so zeromq.js queues a
+ * message synchronously (or rejects, at the high-water mark of 1000 messages, which a window of a
+ * few segments never reaches; the segment is then re-sent after 5 s like a lost one). Sending
+ * synchronously matters: an acknowledgement must leave when the segment is taken, not after
+ * whatever the taker does next (adding it in, or the coordinator's commit and checkpoint).
+ */
+class ImmediateSender {
   constructor(private readonly sock: zmq.Router | zmq.Dealer) {}
   send(frames: (Buffer | Uint8Array | string)[]): Promise<void> {
-    const p = this.chain.then(() => this.sock.send(frames));
-    this.chain = p.catch(() => {});
-    return p;
+    return this.sock.send(frames);
   }
 }
 
@@ -62,15 +67,23 @@ class Waiters {
   }
 }
 
-/** Receives the segments of one round from the node's children. */
+/**
+ * Receives the segments of one round from the node's children. A segment is acknowledged when
+ * it is taken (consumed), not when it arrives, so a child can be at most `window` segments ahead
+ * of this node: that is what bounds the segments a node holds ((3W + 2), docs/distributed.md).
+ * Taken segments belong to the taker (the payload is the ZeroMQ message's own memory, not a
+ * copy): a worker adds its sums into it and sends it on; the coordinator adds it to its sums.
+ */
 export class RoundReceiver {
-  private readonly stored = new Map<string, Map<number, Segment>>();
+  private readonly stored = new Map<string, Map<number, { seg: Segment; identity: Buffer }>>();
   private readonly next = new Map<string, number>();
   private readonly waiters = new Waiters();
   private closedWith: Error | null = null;
   lastProgress = Date.now();
   bytes = 0;
   mismatches = 0;
+  /** The most segments held (received, not yet taken) from one child at any time. */
+  maxHeld = 0;
 
   constructor(
     readonly epoch: string,
@@ -79,6 +92,7 @@ export class RoundReceiver {
     readonly layout: SetLayout,
     private readonly reply: (identity: Buffer, h: DataHeader) => void,
     private readonly log: Logger,
+    private readonly runId: string,
   ) {
     for (const c of children) {
       this.stored.set(c, new Map());
@@ -86,15 +100,22 @@ export class RoundReceiver {
     }
   }
 
+  private ack(identity: Buffer, t: 'ack' | 'nack', k: number): void {
+    this.reply(identity, { t, run: this.runId, epoch: this.epoch, round: this.round, k });
+  }
+
   onSegment(identity: Buffer, h: Extract<DataHeader, { t: 'seg' }>, payload: Buffer | undefined): void {
     const box = this.stored.get(h.from);
     if (!box || identity.toString() !== h.from || this.closedWith) return;
     const { k } = h;
-    const ack = { run: h.run, epoch: h.epoch, round: h.round, k };
     if (h.K !== this.layout.segments || !(k >= 0 && k < h.K)) {
       this.log.warn('segment outside the round layout ignored', { from: h.from, k, K: h.K });
       return;
     }
+    // Taken already (its acknowledgement was lost): acknowledged again. Held, not yet taken:
+    // it is acknowledged when taken.
+    if (k < this.next.get(h.from)!) return this.ack(identity, 'ack', k);
+    if (box.has(k)) return;
     const expected = this.layout.segmentLength(k) * 8;
     if (!payload || payload.length !== expected || crc32(payload) !== h.crc) {
       this.mismatches++;
@@ -104,33 +125,32 @@ export class RoundReceiver {
         segment: k,
         bytes: payload?.length ?? 0,
       });
-      this.reply(identity, { t: 'nack', ...ack });
-      return;
+      return this.ack(identity, 'nack', k);
     }
-    if (k >= this.next.get(h.from)! && !box.has(k)) {
-      let data: Float64Array;
-      if (payload.byteOffset % 8 === 0) data = new Float64Array(payload.buffer, payload.byteOffset, payload.length / 8);
-      else {
-        data = new Float64Array(payload.length / 8);
-        bytesOf(data).set(payload);
-      }
-      box.set(k, { data, contrib: h.contrib });
-      this.bytes += payload.length;
-      this.lastProgress = Date.now();
-      this.waiters.notify();
+    let data: Float64Array;
+    if (payload.byteOffset % 8 === 0) data = new Float64Array(payload.buffer, payload.byteOffset, payload.length / 8);
+    else {
+      data = new Float64Array(payload.length / 8);
+      bytesOf(data).set(payload);
     }
-    this.reply(identity, { t: 'ack', ...ack });
+    box.set(k, { seg: { data, contrib: h.contrib }, identity });
+    this.maxHeld = Math.max(this.maxHeld, box.size);
+    this.bytes += payload.length;
+    this.lastProgress = Date.now();
+    this.waiters.notify();
   }
 
+  /** Segment k of `child` (waits for it), acknowledged now; the caller owns its data. */
   async take(child: string, k: number, signal?: AbortSignal): Promise<Segment> {
     const box = this.stored.get(child)!;
     for (;;) {
       if (this.closedWith) throw this.closedWith;
-      const seg = box.get(k);
-      if (seg) {
+      const got = box.get(k);
+      if (got) {
         box.delete(k);
         this.next.set(child, k + 1);
-        return seg;
+        this.ack(got.identity, 'ack', k);
+        return got.seg;
       }
       await this.waiters.wait(signal);
     }
@@ -148,6 +168,8 @@ interface Pending {
   payload: Buffer;
   sentAt: number;
   tries: number;
+  /** A buffer of the plane's pool, returned to it on a clean acknowledgement. */
+  pooled: Float64Array | null;
 }
 
 /** Sends one node's sums of one round to its parent, segment by segment. */
@@ -158,13 +180,27 @@ export class SegmentSender {
   bytes = 0;
 
   constructor(
-    private readonly q: SerialSender,
+    private readonly q: ImmediateSender,
     private readonly base: { run: string; epoch: string; round: number; from: string; K: number },
-    private readonly window: number,
+    readonly window: number,
     private readonly log: Logger,
+    private readonly pool: BufferPool = new BufferPool(0, 0),
   ) {}
 
-  async send(k: number, data: Float64Array, contrib: Record<string, number[]> | undefined, signal?: AbortSignal): Promise<void> {
+  /**
+   * A buffer of `n` doubles for a segment this node fills itself. Pass it back to send() as
+   * `pooled`: it returns to the pool when the parent acknowledges it.
+   */
+  buffer(n: number): { data: Float64Array; pooled: Float64Array } {
+    const pooled = this.pool.get(n);
+    return { data: pooled.length === n ? pooled : pooled.subarray(0, n), pooled };
+  }
+
+  /**
+   * Sends segment k (waits while `window` segments are unacknowledged). `data` is sent without
+   * a copy and must not change until it is acknowledged (or the round ends).
+   */
+  async send(k: number, data: Float64Array, contrib: Record<string, number[]> | undefined, signal?: AbortSignal, pooled: Float64Array | null = null): Promise<void> {
     while (this.unacked.size >= this.window) {
       if (this.failure) throw this.failure;
       await this.waiters.wait(signal);
@@ -172,7 +208,7 @@ export class SegmentSender {
     if (this.failure) throw this.failure;
     const payload = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const header = encode({ t: 'seg', ...this.base, k, crc: crc32(payload), contrib } satisfies DataHeader);
-    this.unacked.set(k, { header, payload, sentAt: Date.now(), tries: 1 });
+    this.unacked.set(k, { header, payload, sentAt: Date.now(), tries: 1, pooled });
     let out = payload;
     if (corruptOnce(k)) {
       out = Buffer.from(payload);
@@ -180,7 +216,7 @@ export class SegmentSender {
       this.log.warn('test hook: corrupting a segment on its first transmission', { round: this.base.round, segment: k });
     }
     this.bytes += payload.length;
-    await this.q.send([Buffer.from(header), out]);
+    await this.q.send([header, out]).catch((e) => this.log.warn('segment not queued; it is sent again later', { segment: k, error: (e as Error).message }));
   }
 
   onReply(h: Extract<DataHeader, { t: 'ack' | 'nack' }>): void {
@@ -188,6 +224,8 @@ export class SegmentSender {
     if (!p) return;
     if (h.t === 'ack') {
       this.unacked.delete(h.k);
+      // Sent once and received whole: ZeroMQ is done with it. (A re-sent one may still be queued.)
+      if (p.pooled && p.tries === 1) this.pool.put(p.pooled);
       this.waiters.notify();
       return;
     }
@@ -206,7 +244,8 @@ export class SegmentSender {
 
   private resend(k: number, p: Pending): void {
     p.sentAt = Date.now();
-    this.q.send([Buffer.from(p.header), p.payload]).catch((e) => this.log.warn('re-send failed', { segment: k, error: (e as Error).message }));
+    p.tries = Math.max(p.tries, 2);
+    this.q.send([p.header, p.payload]).catch((e) => this.log.warn('re-send failed', { segment: k, error: (e as Error).message }));
   }
 
   async drain(signal?: AbortSignal): Promise<void> {
@@ -223,6 +262,25 @@ export class SegmentSender {
   }
 }
 
+/**
+ * Segment buffers a node fills itself (a leaf whose segment spans two arrays or sums several
+ * compute threads), reused from round to round: at most window + 1 are in use at once.
+ */
+class BufferPool {
+  private free: Float64Array[] = [];
+  constructor(
+    readonly keep: number,
+    readonly size: number,
+  ) {}
+  get(n: number): Float64Array {
+    if (n <= this.size && this.free.length > 0) return this.free.pop()!;
+    return new Float64Array(Math.max(n, this.size));
+  }
+  put(a: Float64Array): void {
+    if (this.free.length < this.keep) this.free.push(a);
+  }
+}
+
 // TOMORECON_TEST_CORRUPT_SEGMENT=k: flip a byte of segment k the first time this process sends it.
 let corruptPending = process.env.TOMORECON_TEST_CORRUPT_SEGMENT !== undefined;
 function corruptOnce(k: number): boolean {
@@ -233,12 +291,13 @@ function corruptOnce(k: number): boolean {
 
 export class DataPlane {
   private router: zmq.Router | null = null;
-  private routerQ: SerialSender | null = null;
-  private readonly dealers = new Map<string, { sock: zmq.Dealer; q: SerialSender; sender: SegmentSender | null }>();
+  private routerQ: ImmediateSender | null = null;
+  private readonly dealers = new Map<string, { sock: zmq.Dealer; q: ImmediateSender; sender: SegmentSender | null }>();
   private receiver: RoundReceiver | null = null;
   /** Segments that arrived before this node opened their round (a child got its plan first). */
   private early: { identity: Buffer; h: Extract<DataHeader, { t: 'seg' }>; payload: Buffer | undefined }[] = [];
   private timer: NodeJS.Timeout | null = null;
+  private pool: BufferPool | null = null;
   endpoint = '';
 
   constructor(
@@ -248,7 +307,7 @@ export class DataPlane {
   ) {}
 
   async bind(endpoint: string): Promise<string> {
-    const router = new zmq.Router({ linger: 0 });
+    const router = new zmq.Router({ linger: 0, sendTimeout: 0 });
     try {
       await router.bind(endpoint);
     } catch (e) {
@@ -256,7 +315,7 @@ export class DataPlane {
       throw new Error(`cannot bind the data-plane socket to ${endpoint}: ${(e as Error).message}`);
     }
     this.router = router;
-    this.routerQ = new SerialSender(router);
+    this.routerQ = new ImmediateSender(router);
     this.endpoint = router.lastEndpoint ?? endpoint;
     void this.receiveLoop(router);
     this.timer = setInterval(() => {
@@ -295,9 +354,17 @@ export class DataPlane {
   /** Starts receiving round `round` from `children`. */
   openRound(epoch: string, round: number, children: string[], layout: SetLayout): RoundReceiver {
     this.receiver?.close('superseded by a new round');
-    const r = new RoundReceiver(epoch, round, children, layout, (identity, h) => {
-      this.routerQ!.send([identity, Buffer.from(encode(h))]).catch(() => {});
-    }, this.log);
+    const r = new RoundReceiver(
+      epoch,
+      round,
+      children,
+      layout,
+      (identity, h) => {
+        this.routerQ!.send([identity, encode(h)]).catch(() => {});
+      },
+      this.log,
+      this.runId,
+    );
     this.receiver = r;
     const early = this.early;
     this.early = [];
@@ -313,13 +380,13 @@ export class DataPlane {
     this.receiver = null;
   }
 
-  /** A sender of this node's sums of `round` to the parent at `endpoint`. */
-  sender(endpoint: string, epoch: string, round: number, K: number, window: number): SegmentSender {
+  /** A sender of this node's sums of `round` to the parent at `endpoint` (segments of at most `segmentDoubles`). */
+  sender(endpoint: string, epoch: string, round: number, K: number, window: number, segmentDoubles = 0): SegmentSender {
     let d = this.dealers.get(endpoint);
     if (!d) {
-      const sock = new zmq.Dealer({ routingId: this.id, linger: 0 });
+      const sock = new zmq.Dealer({ routingId: this.id, linger: 0, sendTimeout: 0 });
       sock.connect(endpoint);
-      d = { sock, q: new SerialSender(sock), sender: null };
+      d = { sock, q: new ImmediateSender(sock), sender: null };
       this.dealers.set(endpoint, d);
       const entry = d;
       void (async () => {
@@ -339,7 +406,8 @@ export class DataPlane {
       })();
     }
     d.sender?.cancel('superseded by a new round');
-    d.sender = new SegmentSender(d.q, { run: this.runId, epoch, round, from: this.id, K }, window, this.log);
+    if (this.pool?.keep !== window + 1 || this.pool.size !== segmentDoubles) this.pool = new BufferPool(window + 1, segmentDoubles);
+    d.sender = new SegmentSender(d.q, { run: this.runId, epoch, round, from: this.id, K }, window, this.log, this.pool);
     return d.sender;
   }
 
@@ -361,5 +429,99 @@ export class DataPlane {
     const r = this.router;
     this.router = null;
     r?.close();
+  }
+}
+
+/**
+ * One node's part of a commit round (docs/distributed.md, "Commit rounds and the reduction"):
+ * for each segment k, the node's own sums (`sources`: one list of arrays per compute thread,
+ * summed) plus segment k of each child, sent to the parent. The last segment carries the chunk
+ * lists of the subtree (`own` and the children's). Resolves with the bytes sent once the parent
+ * has acknowledged every segment.
+ *
+ * No segment is copied more than it must be: a node with children adds its sums (and the other
+ * child's) into the first child's segment, which it owns once taken, and sends that on; a leaf
+ * with one compute thread sends its accumulators themselves (they do not change during a round)
+ * wherever a segment lies within one array, and fills a pooled buffer only for a segment that
+ * spans two arrays or sums several threads.
+ */
+export async function sendSubtree(o: {
+  layout: SetLayout;
+  sources: Float64Array[][];
+  children: string[];
+  receiver: RoundReceiver | null;
+  sender: SegmentSender;
+  own: Record<string, number[]>;
+  signal: AbortSignal;
+  /** Test hook: a pause before each segment is sent. */
+  segmentDelayMs?: number;
+}): Promise<number> {
+  const { layout, sources, children, receiver, sender, signal } = o;
+  const K = layout.segments;
+  for (let k = 0; k < K; k++) {
+    const last = k === K - 1;
+    const contrib: Record<string, number[]> | undefined = last ? { ...o.own } : undefined;
+    let out: Float64Array | null = null;
+    let pooled: Float64Array | null = null;
+    for (const child of children) {
+      const seg = await receiver!.take(child, k, signal);
+      if (out) addSegment(out, seg.data);
+      else out = seg.data;
+      if (last) Object.assign(contrib!, seg.contrib ?? {});
+    }
+    if (out) {
+      for (const arrays of sources) layout.addOut(arrays, k, out);
+    } else if (sources.length === 1 && (out = layout.view(sources[0], k))) {
+      // The accumulators themselves.
+    } else {
+      const b = sender.buffer(layout.segmentLength(k));
+      out = b.data;
+      pooled = b.pooled;
+      layout.copyOut(sources[0], k, out);
+      for (let i = 1; i < sources.length; i++) layout.addOut(sources[i], k, out);
+    }
+    if (o.segmentDelayMs) await new Promise((r) => setTimeout(r, o.segmentDelayMs));
+    if (signal.aborted) throw new AbortedError(String(signal.reason));
+    await sender.send(k, out, contrib, signal, pooled);
+  }
+  await sender.drain(signal);
+  return sender.bytes;
+}
+
+/**
+ * The coordinator's side of a round: `next` = `committed` + the root's sums, segment by segment
+ * as they arrive (each is dropped once added, so ZeroMQ's receive buffers are recycled and the
+ * addition overlaps the transfer). Committing the round is then swapping `next` in; aborting it,
+ * ignoring `next`. Resolves with the chunk lists.
+ */
+export async function receiveSubtree(
+  receiver: RoundReceiver,
+  root: string,
+  committed: Float64Array[],
+  next: Float64Array[],
+  signal: AbortSignal,
+): Promise<Record<string, number[]>> {
+  let contrib: Record<string, number[]> = {};
+  const K = receiver.layout.segments;
+  for (let k = 0; k < K; k++) {
+    const seg = await receiver.take(root, k, signal);
+    receiver.layout.sumIn(next, committed, k, seg.data);
+    if (k === K - 1) contrib = seg.contrib ?? {};
+  }
+  return contrib;
+}
+
+/**
+ * Writes to every page of `arrays` (keeping their values) in slices of `sliceBytes`, one per
+ * turn of the event loop, so that later passes over them take no page faults.
+ */
+export async function touchPages(arrays: Float64Array[], sliceBytes = 8 << 20): Promise<void> {
+  for (const a of arrays) {
+    const b = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    for (let start = 0; start < b.length; start += sliceBytes) {
+      const end = Math.min(b.length, start + sliceBytes);
+      for (let i = start; i < end; i += 4096) b[i] = b[i];
+      await new Promise((r) => setImmediate(r));
+    }
   }
 }

@@ -79,6 +79,26 @@ export class SetLayout {
     });
   }
 
+  /** Segment k of arrays as a view (no copy) when it lies within one array, else null. */
+  view(arrays: Float64Array[], k: number): Float64Array | null {
+    let v: Float64Array | null = null;
+    let n = 0;
+    this.pieces(k, (a, from, to) => {
+      n++;
+      v = arrays[a].subarray(from, to);
+    });
+    return n === 1 ? v : null;
+  }
+
+  /** segment k of out = segment k of arrays + src. */
+  sumIn(out: Float64Array[], arrays: Float64Array[], k: number, src: Float64Array): void {
+    this.pieces(k, (a, from, to, at) => {
+      const dst = out[a];
+      const x = arrays[a];
+      for (let i = from, j = at; i < to; i++, j++) dst[i] = x[i] + src[j];
+    });
+  }
+
   /** segment k of arrays = src. */
   copyIn(arrays: Float64Array[], k: number, src: Float64Array): void {
     this.pieces(k, (a, from, to, at) => arrays[a].set(src.subarray(at, at + (to - from)), from));
