@@ -1,15 +1,29 @@
 /**
- * Worker thread that finalises and writes one tag (half1, half2 or merged), so that --j threads
- * can finalise the three tags at once.
+ * A thread of the finalisation pool (finalisePool.ts): waits for jobs and runs them one at a time.
+ * Its modules are loaded when the pool starts (during the back-projection), not when the first
+ * job arrives.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
+import { readMapSpectrum } from '../analysis/fsc.js';
 import { isTomoError } from '../errors.js';
-import { FinaliseOptions, writeTag } from './outputs.js';
+import type { PoolJob, PoolReply } from './finalisePool.js';
+import { writeTag } from './outputs.js';
 
-const { tag, data, weight, options } = workerData as { tag: string; data: Float64Array; weight: Float64Array; options: FinaliseOptions };
-try {
-  writeTag(tag, { data, weight }, options);
-  parentPort!.postMessage({ ok: true });
-} catch (e) {
-  parentPort!.postMessage({ ok: false, message: (e as Error).message, tomo: isTomoError(e), stack: (e as Error).stack });
-}
+const port = parentPort!;
+port.on('message', (job: PoolJob) => {
+  let reply: PoolReply;
+  let transfer: ArrayBuffer[] = [];
+  try {
+    if (job.type === 'tag') {
+      writeTag(job.tag, { data: job.data, weight: job.weight }, job.options);
+      reply = { ok: true };
+    } else {
+      const { header, spectrum } = readMapSpectrum(job.file);
+      reply = { ok: true, result: { header, spectrum } };
+      transfer = [spectrum.buffer as ArrayBuffer];
+    }
+  } catch (e) {
+    reply = { ok: false, message: (e as Error).message, tomo: isTomoError(e), stack: (e as Error).stack };
+  }
+  port.postMessage(reply, transfer);
+});

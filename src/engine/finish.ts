@@ -6,11 +6,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TomoError } from '../errors.js';
 import { writeFileAtomic } from '../formats/atomicWrite.js';
+import type { MapSpectrum } from '../analysis/fsc.js';
 import { symmetryOps } from '../geometry/symmetry.js';
 import { Accumulator } from '../recon/backproject.js';
 import { writeRunReport } from '../report/runReport.js';
 import { ReconstructOptions } from './options.js';
 import { writeOutputs } from './outputs.js';
+import type { FinalisationPool } from './finalisePool.js';
 import { PhaseTimes } from './phases.js';
 import { RunPlan } from './plan.js';
 import { symmetriseHalves } from './symmetry.js';
@@ -25,10 +27,21 @@ export function prepareOutputDir(dir: string): void {
 }
 
 export interface FinishOptions {
-  /** Threads for symmetrisation (0 = the calling thread) and tags finalised at once. */
+  /** Threads for symmetrisation (0 = the calling thread). */
   symmetryThreads: number;
-  finaliseThreads: number;
+  /**
+   * Threads started at the beginning of the run (createFinalisationPool) that finalise the tags
+   * and compute the half-map spectra of the FSC; null: all of it in the calling thread. The caller
+   * closes it.
+   */
+  pool: FinalisationPool | null;
   checkpointFile: string;
+  /**
+   * Writes the checkpoint of the final sums, called before finalisation consumes them and, with a
+   * pool, while a thread finalises the merged map; so that a run that fails while finalising
+   * resumes without back-projecting again, at no cost to the run's wall time.
+   */
+  saveSums?: () => void;
   phases: PhaseTimes;
   log: (line: string) => void;
 }
@@ -45,12 +58,24 @@ export async function finishRun(
     const ops = symmetryOps(o.sym, o.nrHelicalAsu, o.helicalTwist, o.helicalRise, plan.outputPixelSize);
     if (ops.length > 0) f.log(`symmetrising with ${ops.length + 1} operators (${o.sym}${o.nrHelicalAsu > 1 ? `, ${o.nrHelicalAsu} helical units` : ''})`);
     const s = plan.kernel.s;
+    // The checkpoint holds the sums as accumulated; symmetrisation leaves them as they are. Timed
+    // as 'checkpoints' although, with a pool, it overlaps the finalisation of the merged map.
+    const saveSums = f.saveSums && ((): void => f.phases.time('checkpoints', f.saveSums!));
     const symmetrised = await f.phases.timeAsync('symmetrisation', () => symmetriseHalves(halves, s, ops, f.symmetryThreads, plan.hasHalfSets));
     const finalise = { s, crop: o.crop, taper: o.taper, snr: o.snr, pixelSize: plan.outputPixelSize, outDir: o.o };
-    await f.phases.timeAsync('finalisation', () => writeOutputs(symmetrised, plan.hasHalfSets, finalise, f.finaliseThreads));
+    // The FSC's two transforms start as soon as each half map is written, on a free pool thread.
+    const spectra = new Map<string, Promise<MapSpectrum>>();
+    const onWritten = (tag: string): void => {
+      if (!f.pool || (tag !== 'half1' && tag !== 'half2')) return;
+      const p = f.pool.spectrum(path.join(o.o, `${tag}.mrc`)).then(({ header, spectrum }) => ({ file: path.join(o.o, `${tag}.mrc`), header, spectrum }));
+      p.catch(() => {}); // awaited below; a failure before that must not be an unhandled rejection
+      spectra.set(tag, p);
+    };
+    await f.phases.timeAsync('finalisation', () => writeOutputs(symmetrised, plan.hasHalfSets, finalise, f.pool, { saveSums, onWritten }));
     // The maps are complete; the sums are no longer needed (with --no_recon they are kept to resume).
     fs.rmSync(f.checkpointFile, { force: true });
-    resolution = f.phases.time('report', () => writeRunReport(o.o)).resolution0143;
+    const half = spectra.size === 2 ? await f.phases.timeAsync('report', () => Promise.all([spectra.get('half1')!, spectra.get('half2')!])) : undefined;
+    resolution = f.phases.time('report', () => writeRunReport(o.o, half)).resolution0143;
     if (resolution !== null) f.log(`half-map FSC 0.143: ${resolution.toFixed(2)} Å (fsc.json, fsc.star, report.png)`);
   }
   // Written last, so that a run that fails leaves the previous run's note.txt as it was.

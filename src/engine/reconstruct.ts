@@ -7,6 +7,7 @@ import { TomoError } from '../errors.js';
 import { accumulate, planMemory, zeroHalves } from './local.js';
 import { checkpointPath, readCheckpoint, runFingerprint, writeCheckpoint } from './checkpoint.js';
 import { finishRun, prepareOutputDir } from './finish.js';
+import { FinalisationPool } from './finalisePool.js';
 import { ReconstructOptions, validateOptions } from './options.js';
 import { planRun } from './plan.js';
 import { Progress } from './progress.js';
@@ -54,28 +55,37 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
       log(`resuming: ${done.size} of ${plan.work.length} tomograms already done`);
     }
   }
-  const progress = new Progress(plan.totalParticles, 'particles', o.progress ?? 'auto');
-  const result = await accumulate(plan, mem.threads, progress, {
-    halves,
-    done,
-    phases,
-    // No checkpoint after the last tomogram when the maps follow at once (a crash while writing
-    // them redoes one tomogram); with --no_recon the sums are the result, so they are written.
-    onTomogramDone: o.noBackup
-      ? undefined
-      : () => {
-          if (o.noRecon || done.size < plan.work.length) writeCheckpoint(ckptFile, { fingerprint, done: [...done], halves });
-        },
-  });
-  progress.finish();
-  log(`back-projected ${result.tomogramsProcessed} tomogram(s) in this run`);
-  await finishRun(o, plan, result.halves, {
-    symmetryThreads: mem.threads > 0 ? o.j : 0,
-    finaliseThreads: mem.threads > 0 ? mem.finaliseThreads : 0,
-    checkpointFile: ckptFile,
-    phases,
-    log,
-  });
+  // Started now, so that its threads start up while the tomograms are back-projected.
+  const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads) : null;
+  try {
+    const progress = new Progress(plan.totalParticles, 'particles', o.progress ?? 'auto');
+    const saveSums = (): void => writeCheckpoint(ckptFile, { fingerprint, done: [...done], halves });
+    const result = await accumulate(plan, mem.threads, progress, {
+      halves,
+      done,
+      phases,
+      // After the last tomogram the maps follow at once: that checkpoint is written by finishRun,
+      // while a thread finalises the merged map. With --no_recon the sums are the result.
+      onTomogramDone: o.noBackup
+        ? undefined
+        : () => {
+            if (o.noRecon || done.size < plan.work.length) saveSums();
+          },
+    });
+    progress.finish();
+    log(`back-projected ${result.tomogramsProcessed} tomogram(s) in this run`);
+    await finishRun(o, plan, result.halves, {
+      symmetryThreads: mem.threads > 0 ? o.j : 0,
+      pool,
+      checkpointFile: ckptFile,
+      // A resumed run that had nothing left to back-project has these sums on disk already.
+      saveSums: o.noBackup || result.tomogramsProcessed === 0 ? undefined : saveSums,
+      phases,
+      log,
+    });
+  } finally {
+    await pool?.close();
+  }
   log(`time per phase: ${phases}; peak memory (RSS) ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
   return {
     phases: phases.toJSON(),

@@ -646,7 +646,10 @@ export function irfft2(input: Float64Array, w: number, h: number, out?: Float64A
   return irfft3(input, w, h, 1, out);
 }
 
-/** Same in 3-D: real w*h*d <-> interleaved complex (w/2+1)*h*d, x fastest then y then z. */
+/**
+ * Same in 3-D: real w*h*d <-> interleaved complex (w/2+1)*h*d, x fastest then y then z. The
+ * output may share the input's buffer from its start (in place; the buffer must hold the spectrum).
+ */
 export function rfft3(
   input: Float64Array | Float32Array, w: number, h: number, d: number, out?: Float64Array,
 ): Float64Array {
@@ -659,7 +662,9 @@ export function rfft3(
   checkSize(res, 2 * wh * h * d, 'rfft output');
   const rp = realPlan(w);
   const rows = h * d;
-  for (let r = 0; r < rows; r++) rp.forward(input, r * w, res, 2 * r * wh);
+  // Last row first: then `out` may share a Float64 `input`'s buffer from its start (in place):
+  // row r's output [2·wh·r, 2·wh·(r+1)) only covers input rows ≥ r, which are read already.
+  for (let r = rows - 1; r >= 0; r--) rp.forward(input, r * w, res, 2 * r * wh);
   axisPass(res, h, wh, d, -1);
   axisPass(res, d, wh * h, 1, -1);
   return res;
@@ -688,6 +693,9 @@ export function irfft3(input: Float64Array, w: number, h: number, d: number, out
   const work = destroyInput ? input : input.slice(0, 2 * wh * h * d);
   axisPass(work, d, wh * h, 1, 1);
   axisPass(work, h, wh, d, 1);
+  // First row first: with destroyInput, `out` may share the input's buffer from its start (in
+  // place): row r's output [w·r, w·(r+1)) lies below input row r + 1 (w ≤ 2·wh), and each row is
+  // read whole before it is written.
   for (let r = 0; r < rows; r++) rp.inverse(work, 2 * r * wh, res, r * w);
   return res;
 }

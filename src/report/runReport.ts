@@ -22,8 +22,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { crossingShell } from '../analysis/fsc.js';
-import { compareMapFiles, formatResolution, type MapComparison } from '../cli/fscCommand.js';
+import { compareSpectra, crossingShell, readMapSpectrum, type FscComparison, type MapSpectrum } from '../analysis/fsc.js';
+import { formatResolution } from '../cli/fscCommand.js';
 import { TomoError } from '../errors.js';
 import { writeFileAtomic, fsReason } from '../formats/atomicWrite.js';
 import { readMrc, type MrcHeader } from '../formats/mrc.js';
@@ -179,7 +179,7 @@ interface FscSummary {
   atNyquist05: boolean;
 }
 
-function summarise(c: MapComparison): FscSummary {
+function summarise(c: FscComparison): FscSummary {
   return {
     n: c.n,
     pixelSize: c.pixelSize,
@@ -375,8 +375,10 @@ function removeStale(file: string): void {
  * Reads half1/half2/merged from outDir, writes fsc.json, fsc.star and report.png (atomically).
  * Whatever half1.mrc/half2.mrc/merged.mrc are (cropped or not) are used as they are.
  * Throws a TomoError if merged.mrc is missing or only one of the half maps exists.
+ * `halfSpectra`: readMapSpectrum of half1.mrc and half2.mrc when the caller already has them (the
+ * finalisation pool computes them as soon as each half map is written); read here otherwise.
  */
-export function writeRunReport(outDir: string): RunReportResult {
+export function writeRunReport(outDir: string, halfSpectra?: [MapSpectrum, MapSpectrum]): RunReportResult {
   const mergedPath = path.join(outDir, MERGED);
   const half1 = path.join(outDir, HALF1);
   const half2 = path.join(outDir, HALF2);
@@ -394,7 +396,8 @@ export function writeRunReport(outDir: string): RunReportResult {
   const starPath = path.join(outDir, 'fsc.star');
   let summary: FscSummary | null = null;
   if (has1) {
-    summary = summarise(compareMapFiles(half1, half2));
+    const [a, b] = halfSpectra ?? [readMapSpectrum(half1), readMapSpectrum(half2)];
+    summary = summarise(compareSpectra(a, b));
     writeFileAtomic(jsonPath, fscJsonText(summary, createdBy));
     writeStarFile(starPath, fscStarBlocks(summary, starPath));
   } else {

@@ -1,0 +1,126 @@
+/**
+ * The finalisation pool: a few worker threads started at the beginning of a run, so that isolate
+ * start-up and module loading (~0.1 s and a few MiB each, measured) happen while the
+ * back-projection runs instead of at the end, where they used to cost more than the threads saved
+ * below box 160. At the end of the run they are handed jobs: a tag to finalise and write, the
+ * spectrum of a written half map for the report's FSC. Arrays go over without copies: ordinary
+ * buffers are transferred (the caller must not touch them again), SharedArrayBuffers are shared.
+ *
+ * Idle threads wait on their message port: no CPU is taken from the back-projection. An idle pool
+ * does not keep the process alive (threads are unref'd while no job runs).
+ */
+import { Worker } from 'node:worker_threads';
+import { TomoError } from '../errors.js';
+import type { MrcHeader } from '../formats/mrc.js';
+import type { FinaliseOptions } from './outputs.js';
+
+export type PoolJob =
+  | { type: 'tag'; tag: string; data: Float64Array; weight: Float64Array; options: FinaliseOptions }
+  | { type: 'spectrum'; file: string };
+
+/** The rfft3 of a written map (see readMapSpectrum in src/analysis/fsc.ts). */
+export interface SpectrumResult {
+  header: MrcHeader;
+  spectrum: Float64Array;
+}
+
+export type PoolReply =
+  | { ok: true; result?: SpectrumResult }
+  | { ok: false; message: string; tomo: boolean; stack?: string };
+
+interface Pending {
+  job: PoolJob;
+  transfer: ArrayBuffer[];
+  resolve: (r: SpectrumResult | undefined) => void;
+  reject: (e: Error) => void;
+}
+
+/** The ordinary buffers among `arrays` (to transfer); shared ones are shared by postMessage itself. */
+export function transferables(...arrays: Float64Array[]): ArrayBuffer[] {
+  return arrays.map((a) => a.buffer).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+}
+
+export class FinalisationPool {
+  private readonly workers: Worker[] = [];
+  /** The job each thread runs, or null when idle. */
+  private readonly busy: (Pending | null)[] = [];
+  private readonly queue: Pending[] = [];
+  private failure: Error | null = null;
+  private closing = false;
+
+  constructor(threads: number) {
+    if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`a finalisation pool needs at least one thread, got ${threads}`);
+    const url = new URL('./finaliseWorker.js', import.meta.url);
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(url);
+      w.unref();
+      w.on('message', (m: PoolReply) => this.onReply(i, m));
+      w.on('error', (e) => this.fail(i, e));
+      w.on('exit', (code) => {
+        if (!this.closing) this.fail(i, new Error(`a finalisation thread exited with code ${code}`));
+      });
+      this.workers.push(w);
+      this.busy.push(null);
+    }
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /** Queues a job; it runs on the first free thread, in the order queued. */
+  run(job: PoolJob, transfer: ArrayBuffer[] = []): Promise<SpectrumResult | undefined> {
+    return new Promise((resolve, reject) => {
+      if (this.failure) return reject(this.failure);
+      if (this.closing) return reject(new Error('the finalisation pool is closed'));
+      this.queue.push({ job, transfer, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  async spectrum(file: string): Promise<SpectrumResult> {
+    return (await this.run({ type: 'spectrum', file }))!;
+  }
+
+  /** Stops the threads (jobs still queued are rejected); safe to call more than once. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const gone = new Error('the finalisation pool was closed');
+    for (const p of this.queue.splice(0)) p.reject(gone);
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private dispatch(): void {
+    for (let i = 0; i < this.workers.length && this.queue.length > 0 && !this.failure; i++) {
+      if (this.busy[i]) continue;
+      const p = this.queue.shift()!;
+      this.busy[i] = p;
+      // A thread with a job keeps the process alive until it answers.
+      this.workers[i].ref();
+      this.workers[i].postMessage(p.job, p.transfer);
+    }
+  }
+
+  private onReply(i: number, m: PoolReply): void {
+    const p = this.busy[i];
+    this.busy[i] = null;
+    this.workers[i].unref();
+    if (p) {
+      if (m.ok) p.resolve(m.result);
+      else p.reject(m.tomo ? new TomoError(m.message) : Object.assign(new Error(m.message), { stack: m.stack }));
+    }
+    this.dispatch();
+  }
+
+  /**
+   * Thread i died: its job, the queued ones and every later one fail. Jobs running on the other
+   * threads are left to finish, so that no file is left half-written when the caller gives up.
+   */
+  private fail(i: number, e: Error): void {
+    this.failure ??= e;
+    this.busy[i]?.reject(e);
+    this.busy[i] = null;
+    for (const p of this.queue.splice(0)) p.reject(this.failure);
+  }
+}
