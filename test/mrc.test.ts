@@ -347,6 +347,28 @@ describe('atomic write', () => {
     expect(fs.readdirSync(sub)).toEqual(['out.mrc']);
   });
 
+  it('deferred: the target keeps its content until the fsync and rename are done; failures remove the temp file', async () => {
+    const { writeFileAtomicDeferred } = await import('../src/formats/atomicWrite.js');
+    const sub = fs.mkdtempSync(path.join(dir, 'deferred-'));
+    const target = path.join(sub, 'out.mrc');
+    fs.writeFileSync(target, 'precious');
+    const done = writeFileAtomicDeferred(target, [Buffer.from('new '), Buffer.from('bytes')]);
+    // Written already (the buffers are free again), not yet in place.
+    expect(fs.readFileSync(target, 'utf8')).toBe('precious');
+    expect(fs.readdirSync(sub)).toHaveLength(2);
+    await done;
+    expect(fs.readFileSync(target, 'utf8')).toBe('new bytes');
+    expect(fs.readdirSync(sub)).toEqual(['out.mrc']);
+    // A failure to create the file is thrown at once; one of the rename comes with the promise.
+    const missing = path.join(sub, 'no-such-dir', 'x.mrc');
+    expect(tomoError(() => writeFileAtomicDeferred(missing, [Buffer.from('x')]))).toBe(`cannot write ${missing}: no such file or directory (ENOENT)`);
+    const dirTarget = path.join(sub, 'd');
+    fs.mkdirSync(dirTarget);
+    fs.writeFileSync(path.join(dirTarget, 'inside'), 'x');
+    await expect(writeFileAtomicDeferred(dirTarget, [Buffer.from('x')])).rejects.toThrow(new RegExp(`^cannot write ${dirTarget}: `));
+    expect(fs.readdirSync(sub).sort()).toEqual(['d', 'out.mrc']);
+  });
+
   it.skipIf(process.getuid?.() === 0)('unwritable directory', () => {
     const sub = fs.mkdtempSync(path.join(dir, 'ro-'));
     const target = path.join(sub, 'out.star');

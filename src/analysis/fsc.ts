@@ -25,7 +25,7 @@
  * 2.4 Å.
  */
 import { TomoError } from '../errors.js';
-import { readMrc, type MrcHeader } from '../formats/mrc.js';
+import { readMrcHeader, readMrcSections, type MrcHeader } from '../formats/mrc.js';
 import { rfft3 } from '../recon/fft.js';
 
 type Volume = Float64Array | Float32Array;
@@ -53,6 +53,10 @@ export function fscOfSpectra(A: Float64Array, B: Float64Array, n: number): Float
   const da = new Float64Array(shells);
   const db = new Float64Array(shells);
   const half = n / 2; // frequency test: index i < n/2 is +i, else i − n (numerics.md §0.1)
+  // The shell depends on the integer |k|² only (at most 3·⌊n/2⌋²): tabulated, no root per voxel.
+  const h = n >> 1;
+  const shellOf = new Int32Array(3 * h * h + 1);
+  for (let q = 0; q < shellOf.length; q++) shellOf[q] = Math.round(Math.sqrt(q));
   for (let z = 0; z < n; z++) {
     const kz = z < half ? z : z - n;
     for (let y = 0; y < n; y++) {
@@ -60,7 +64,7 @@ export function fscOfSpectra(A: Float64Array, B: Float64Array, n: number): Float
       const kyz = ky * ky + kz * kz;
       const row = 2 * (z * n + y) * nh;
       for (let x = 0; x < nh; x++) {
-        const shell = Math.round(Math.sqrt(x * x + kyz));
+        const shell = shellOf[x * x + kyz];
         if (shell >= shells) continue;
         // x = 0 and (for even n) x = n/2 are their own Friedel planes: count once; others twice.
         const w = x === 0 || 2 * x === n ? 1 : 2;
@@ -123,11 +127,15 @@ export function checkFscPair(ha: MrcHeader, hb: MrcHeader): void {
   }
 }
 
-/** Reads a map for the FSC and transforms it (the expensive half of an FSC). */
-export function readMapSpectrum(file: string): MapSpectrum {
-  const { header, data } = readMrc(file);
+/**
+ * Reads a map for the FSC and transforms it (the expensive half of an FSC). `buffer(voxels)` may
+ * lend the float32 array the map is read into (it is free again on return).
+ */
+export function readMapSpectrum(file: string, buffer?: (voxels: number) => Float32Array): MapSpectrum {
+  const header = readMrcHeader(file);
   checkFscMap(header);
   const n = header.nx;
+  const data = readMrcSections(file, 0, n, header, buffer?.(n * n * n));
   return { file, header, spectrum: rfft3(data, n, n, n) };
 }
 

@@ -18,9 +18,12 @@ export interface FinaliseOptions {
   outDir: string;
 }
 
-/** The float32 buffer of the files being written, kept per thread (no garbage between tags). */
+/**
+ * The float32 buffer of the files being written (and of the maps a pool thread reads back for the
+ * FSC), kept per thread: no garbage between tags.
+ */
 let fileBuffer = new Float32Array(0);
-function fileBufferFor(n: number): Float32Array {
+export function fileBufferFor(n: number): Float32Array {
   if (fileBuffer.length < n) fileBuffer = new Float32Array(n);
   return fileBuffer.subarray(0, n);
 }
@@ -30,23 +33,28 @@ function fileBufferFor(n: number): Float32Array {
  * runs in place in its data array (which holds 2·(s/2+1)·s² ≥ s³ doubles), so a tag needs only its
  * sums plus one float32 volume (the weight map, then each file's float32 values).
  */
-export function writeTag(tag: string, acc: Accumulator, o: FinaliseOptions): void {
+export function writeTag(
+  tag: string,
+  acc: Accumulator,
+  o: FinaliseOptions,
+  write: (...args: Parameters<typeof writeMrc>) => void = writeMrc,
+): void {
   const { s } = o;
   const out = (name: string): string => path.join(o.outDir, name);
   const f32 = fileBufferFor(s * s * s);
-  writeMrc(out(`weight_${tag}.mrc`), weightToCentredFull(acc.weight, s, f32), s, s, s, o.pixelSize);
+  write(out(`weight_${tag}.mrc`), weightToCentredFull(acc.weight, s, f32), s, s, s, o.pixelSize);
   const V = griddingCorrect(acc.data, s, true);
-  writeMrc(out(`data_${tag}.mrc`), V, s, s, s, o.pixelSize, f32);
+  write(out(`data_${tag}.mrc`), V, s, s, s, o.pixelSize, f32);
   const corrected = divideByWeight(V, acc.weight, s, o.snr, acc.data, V);
   if (o.crop > 0 && o.crop < s) {
-    writeMrc(out(`${tag}_full.mrc`), corrected, s, s, s, o.pixelSize, f32);
+    write(out(`${tag}_full.mrc`), corrected, s, s, s, o.pixelSize, f32);
     const { map, n } = centreCrop(corrected, s, o.crop, corrected);
     taper(map, n, o.taper);
-    writeMrc(out(`${tag}.mrc`), map, n, n, n, o.pixelSize, f32);
+    write(out(`${tag}.mrc`), map, n, n, n, o.pixelSize, f32);
     return;
   }
   taper(corrected, s, o.taper);
-  writeMrc(out(`${tag}.mrc`), corrected, s, s, s, o.pixelSize, f32);
+  write(out(`${tag}.mrc`), corrected, s, s, s, o.pixelSize, f32);
 }
 
 export interface WriteOutputsOptions {

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { TomoError } from '../errors.js';
-import { writeFileAtomic, fsReason } from './atomicWrite.js';
+import { writeFileAtomic, writeFileAtomicDeferred, fsReason } from './atomicWrite.js';
 
 export interface MrcHeader {
   path: string;
@@ -349,31 +349,45 @@ export function encodeMrc(data: Float32Array | Float64Array, nx: number, ny: num
   return bytes;
 }
 
-/**
- * Writes a mode-2 MRC file atomically (existing files are replaced), with the same bytes as
- * encodeMrc but without a copy of the volume: float32 data is written from the array itself,
- * float64 data is converted into `scratch` (≥ nx·ny·nz values; a new array when absent) and
- * written from there. Little-endian hosts only take this path; others go through encodeMrc.
- */
-export function writeMrc(
+/** What writeMrc and writeMrcDeferred take: the file, the volume (x fastest), its size and pixel size. */
+type MrcWriteArgs = [
   path: string,
   data: Float32Array | Float64Array,
   nx: number,
   ny: number,
   nz: number,
   pixelSize: number,
+  /** float32 buffer (≥ nx·ny·nz values) that float64 data is converted into; a new array when absent. */
   scratch?: Float32Array,
-): void {
+];
+
+/**
+ * The file's bytes as chunks (header, values) with the same bytes as encodeMrc but, on
+ * little-endian hosts, without a copy of the volume: float32 data is written from the array
+ * itself, float64 data is converted into the scratch buffer.
+ */
+function mrcFileChunks(...[, data, nx, ny, nz, pixelSize, scratch]: MrcWriteArgs): Uint8Array[] {
   checkVolume(data, nx, ny, nz, 'writeMrc');
-  if (!HOST_LE) {
-    writeFileAtomic(path, encodeMrc(data, nx, ny, nz, pixelSize));
-    return;
-  }
+  if (!HOST_LE) return [encodeMrc(data, nx, ny, nz, pixelSize)];
   const n = data.length;
   if (scratch && scratch.length < n) throw new RangeError(`writeMrc: scratch holds ${scratch.length} values, ${n} needed`);
   const values = data instanceof Float32Array ? data : (scratch ?? new Float32Array(n)).subarray(0, n);
   const st = toFloat32WithStats(data, values);
   const header = new Uint8Array(HEADER_BYTES);
   writeHeader(header, nx, ny, nz, pixelSize, st);
-  writeFileAtomic(path, [header, new Uint8Array(values.buffer, values.byteOffset, values.byteLength)]);
+  return [header, new Uint8Array(values.buffer, values.byteOffset, values.byteLength)];
+}
+
+/** Writes a mode-2 MRC file atomically (existing files are replaced), with encodeMrc's bytes. */
+export function writeMrc(...args: MrcWriteArgs): void {
+  writeFileAtomic(args[0], mrcFileChunks(...args));
+}
+
+/**
+ * writeMrc whose fsync and rename are left to libuv's thread pool (writeFileAtomicDeferred): the
+ * bytes are written and the scratch buffer free again when it returns; the promise settles once
+ * the file is in place.
+ */
+export function writeMrcDeferred(...args: MrcWriteArgs): Promise<void> {
+  return writeFileAtomicDeferred(args[0], mrcFileChunks(...args));
 }

@@ -147,10 +147,14 @@ export function centralSlices(data: Float32Array, nx: number, ny: number, nz: nu
  * coincide, between min and max; a constant image is mid-gray. Non-finite values are black.
  */
 export function toGray8(values: Float32Array, lowPct = 0.01, highPct = 0.99): Uint8Array {
-  const finite = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
+  // A typed numeric sort (no comparator calls); it orders −0 before 0, which changes no output.
+  let count = 0;
+  const finite = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) if (Number.isFinite(values[i])) finite[count++] = values[i];
+  finite.subarray(0, count).sort();
   const out = new Uint8Array(values.length);
-  if (finite.length === 0) return out;
-  const m = finite.length - 1;
+  if (count === 0) return out;
+  const m = count - 1;
   let lo = finite[Math.floor(lowPct * m)];
   let hi = finite[Math.ceil(highPct * m)];
   if (!(hi > lo)) {
