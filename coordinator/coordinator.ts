@@ -239,7 +239,7 @@ export class Coordinator {
 
     const networked = !this.ledger.allCommitted();
     // Started now, so that its threads start up while the workers back-project.
-    const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads) : null;
+    const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads, { warmUp: networked }) : null;
     try {
       const tb = Date.now();
       if (networked) await this.distribute();

@@ -88,3 +88,17 @@ describe('finalisation memory', () => {
     expect(() => planCoordinatorMemory(s, true, false, 0.01, 6, seg, 4)).toThrow(/cannot hold the coordinator's sums for --b 128/);
   });
 });
+
+describe('collectGarbage', () => {
+  it('frees array buffers nothing refers to any more (what the plans count on at the end of a back-projection)', async () => {
+    const { collectGarbage } = await import('../src/engine/collectGarbage.js');
+    collectGarbage();
+    const before = process.memoryUsage().arrayBuffers;
+    let big: Float64Array | null = new Float64Array(8 * 1024 * 1024).fill(1); // 64 MiB
+    expect(process.memoryUsage().arrayBuffers - before).toBeGreaterThanOrEqual(64 * 1024 * 1024);
+    big = null;
+    collectGarbage();
+    expect(big).toBeNull();
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(8 * 1024 * 1024);
+  });
+});

@@ -2,8 +2,8 @@
  * The finalisation pool: a few worker threads started at the beginning of a run, so that isolate
  * start-up and module loading (~0.1 s and a few MiB each, measured) happen while the
  * back-projection runs instead of at the end, where they used to cost more than the threads saved
- * below box 160. At the end of the run they are handed jobs: a tag to finalise and write, the
- * spectrum of a written half map for the report's FSC. Arrays go over without copies: ordinary
+ * below box 160. At the end of the run they are handed jobs: slabs to symmetrise, a tag to
+ * finalise and write, the spectrum of a written half map for the report's FSC. Arrays go over without copies: ordinary
  * buffers are transferred (the caller must not touch them again), SharedArrayBuffers are shared.
  *
  * Idle threads wait on their message port: no CPU is taken from the back-projection. An idle pool
@@ -13,10 +13,12 @@ import { Worker } from 'node:worker_threads';
 import { TomoError } from '../errors.js';
 import type { MrcHeader } from '../formats/mrc.js';
 import type { FinaliseOptions } from './outputs.js';
+import type { SymmetryWork } from './symmetry.js';
 
 export type PoolJob =
   | { type: 'tag'; tag: string; data: Float64Array; weight: Float64Array; options: FinaliseOptions }
-  | { type: 'spectrum'; file: string };
+  | { type: 'spectrum'; file: string }
+  | { type: 'symmetrise'; work: SymmetryWork };
 
 /** The rfft3 of a written map (see readMapSpectrum in src/analysis/fsc.ts). */
 export interface SpectrumResult {
@@ -48,11 +50,15 @@ export class FinalisationPool {
   private failure: Error | null = null;
   private closing = false;
 
-  constructor(threads: number) {
+  /**
+   * `warmUp`: each thread runs its kernels once on a small volume when it starts (worth it when the
+   * pool starts long enough before its first job, e.g. before a back-projection).
+   */
+  constructor(threads: number, { warmUp = true }: { warmUp?: boolean } = {}) {
     if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`a finalisation pool needs at least one thread, got ${threads}`);
     const url = new URL('./finaliseWorker.js', import.meta.url);
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(url);
+      const w = new Worker(url, { workerData: { warmUp } });
       w.unref();
       w.on('message', (m: PoolReply) => this.onReply(i, m));
       w.on('error', (e) => this.fail(i, e));

@@ -12,6 +12,7 @@ import { Accumulator } from '../recon/backproject.js';
 import { writeRunReport } from '../report/runReport.js';
 import { ReconstructOptions } from './options.js';
 import { writeOutputs } from './outputs.js';
+import { collectGarbage } from './collectGarbage.js';
 import type { FinalisationPool } from './finalisePool.js';
 import { PhaseTimes } from './phases.js';
 import { RunPlan } from './plan.js';
@@ -55,13 +56,17 @@ export async function finishRun(
 ): Promise<number | null> {
   let resolution: number | null = null;
   if (!o.noRecon) {
+    // What the accumulation left behind (tilt-series buffer, threads' accumulators, a round's
+    // incoming sums) is freed before the finalisation allocates.
+    collectGarbage();
     const ops = symmetryOps(o.sym, o.nrHelicalAsu, o.helicalTwist, o.helicalRise, plan.outputPixelSize);
     if (ops.length > 0) f.log(`symmetrising with ${ops.length + 1} operators (${o.sym}${o.nrHelicalAsu > 1 ? `, ${o.nrHelicalAsu} helical units` : ''})`);
     const s = plan.kernel.s;
     // The checkpoint holds the sums as accumulated; symmetrisation leaves them as they are. Timed
     // as 'checkpoints' although, with a pool, it overlaps the finalisation of the merged map.
     const saveSums = f.saveSums && ((): void => f.phases.time('checkpoints', f.saveSums!));
-    const symmetrised = await f.phases.timeAsync('symmetrisation', () => symmetriseHalves(halves, s, ops, f.symmetryThreads, plan.hasHalfSets));
+    const symmetrised = await f.phases.timeAsync('symmetrisation', () => symmetriseHalves(halves, s, ops, f.symmetryThreads, plan.hasHalfSets, f.pool));
+    if (symmetrised !== halves) collectGarbage(); // the shared copies of the sums
     const finalise = { s, crop: o.crop, taper: o.taper, snr: o.snr, pixelSize: plan.outputPixelSize, outDir: o.o };
     // The FSC's two transforms start as soon as each half map is written, on a free pool thread.
     const spectra = new Map<string, Promise<MapSpectrum>>();

@@ -118,11 +118,12 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
     sharedBytes += finalisationIdleBytes(finaliseThreads);
   }
   const finaliseBytes = RUNTIME_BYTES + finalisationBytes(s, plan.hasHalfSets, finaliseThreads);
-  // Symmetrisation holds the sums, shared copies of them and the symmetrised halves, and starts
-  // one isolate per --j thread besides the pool's.
+  // Symmetrisation holds the sums, shared copies of them and the symmetrised halves; it runs on
+  // the pool when that has min(--j, cores) threads, otherwise on one new isolate per --j thread.
   const symmetric = !/^[cC]1$/.test(o.sym) || o.nrHelicalAsu > 1;
+  const freshSymmetryThreads = threads > 0 && finaliseThreads < Math.min(o.j, os.availableParallelism()) ? o.j : 0;
   const symmetryBytes = symmetric
-    ? RUNTIME_BYTES + 6 * accumulatorBytes(s) + finalisationIdleBytes(finaliseThreads) + (threads > 0 ? o.j : 0) * RUNTIME_PER_THREAD_BYTES
+    ? RUNTIME_BYTES + 6 * accumulatorBytes(s) + finalisationIdleBytes(finaliseThreads) + freshSymmetryThreads * RUNTIME_PER_THREAD_BYTES
     : 0;
   const totalBytes = Math.max(accumulationBytes + finalisationIdleBytes(finaliseThreads), symmetryBytes, finaliseBytes);
   return { threads, perThreadBytes, sharedBytes, finaliseBytes, finaliseThreads, totalBytes };

@@ -56,7 +56,8 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
     }
   }
   // Started now, so that its threads start up while the tomograms are back-projected.
-  const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads) : null;
+  // Its kernels warm up meanwhile, unless there is nothing left to back-project.
+  const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads, { warmUp: done.size < plan.work.length }) : null;
   try {
     const progress = new Progress(plan.totalParticles, 'particles', o.progress ?? 'auto');
     const saveSums = (): void => writeCheckpoint(ckptFile, { fingerprint, done: [...done], halves });
