@@ -95,10 +95,11 @@ describe('collectGarbage', () => {
     collectGarbage();
     const before = process.memoryUsage().arrayBuffers;
     let big: Float64Array | null = new Float64Array(8 * 1024 * 1024).fill(1); // 64 MiB
-    expect(process.memoryUsage().arrayBuffers - before).toBeGreaterThanOrEqual(64 * 1024 * 1024);
+    // (Other buffers of the test process come and go meanwhile: margins of 8 and 16 MiB.)
+    expect(process.memoryUsage().arrayBuffers - before).toBeGreaterThan(56 * 1024 * 1024);
     big = null;
     collectGarbage();
     expect(big).toBeNull();
-    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(8 * 1024 * 1024);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024);
   });
 });

@@ -11,13 +11,16 @@
  */
 import { Worker } from 'node:worker_threads';
 import { TomoError } from '../errors.js';
+import type { FscComparison, MapSpectrum } from '../analysis/fsc.js';
 import type { MrcHeader } from '../formats/mrc.js';
 import type { FinaliseOptions } from './outputs.js';
 import type { SymmetryWork } from './symmetry.js';
 
 export type PoolJob =
-  | { type: 'tag'; tag: string; data: Float64Array; weight: Float64Array; options: FinaliseOptions }
-  | { type: 'spectrum'; file: string }
+  | { type: 'weight'; tag: string; weight: Float64Array; options: FinaliseOptions }
+  | { type: 'maps'; tag: string; data: Float64Array; weight: Float64Array; options: FinaliseOptions }
+  /** The map's spectrum; with `other` (the other half map's), their FSC instead (`otherFirst`: other is map A). */
+  | { type: 'spectrum'; file: string; other?: MapSpectrum; otherFirst?: boolean }
   | { type: 'symmetrise'; work: SymmetryWork };
 
 /** The rfft3 of a written map (see readMapSpectrum in src/analysis/fsc.ts). */
@@ -26,14 +29,15 @@ export interface SpectrumResult {
   spectrum: Float64Array;
 }
 
-export type PoolReply =
-  | { ok: true; result?: SpectrumResult }
-  | { ok: false; message: string; tomo: boolean; stack?: string };
+/** What a job gives back: a spectrum or an FSC, or the weight a weight job was lent (an ordinary buffer). */
+export type PoolResult = SpectrumResult | { comparison: FscComparison } | { weight: Float64Array } | undefined;
+
+export type PoolReply = { ok: true; result?: PoolResult } | { ok: false; message: string; tomo: boolean; stack?: string };
 
 interface Pending {
   job: PoolJob;
   transfer: ArrayBuffer[];
-  resolve: (r: SpectrumResult | undefined) => void;
+  resolve: (r: PoolResult) => void;
   reject: (e: Error) => void;
 }
 
@@ -75,7 +79,7 @@ export class FinalisationPool {
   }
 
   /** Queues a job; it runs on the first free thread, in the order queued. */
-  run(job: PoolJob, transfer: ArrayBuffer[] = []): Promise<SpectrumResult | undefined> {
+  run(job: PoolJob, transfer: ArrayBuffer[] = []): Promise<PoolResult> {
     return new Promise((resolve, reject) => {
       if (this.failure) return reject(this.failure);
       if (this.closing) return reject(new Error('the finalisation pool is closed'));
@@ -84,8 +88,25 @@ export class FinalisationPool {
     });
   }
 
-  async spectrum(file: string): Promise<SpectrumResult> {
-    return (await this.run({ type: 'spectrum', file }))!;
+  async spectrum(file: string): Promise<MapSpectrum> {
+    return { file, ...((await this.run({ type: 'spectrum', file })) as SpectrumResult) };
+  }
+
+  /** The FSC of a map file and the other half map's spectrum (handed over), in the order A, B. */
+  async fsc(file: string, other: MapSpectrum, otherFirst: boolean): Promise<FscComparison> {
+    const r = await this.run({ type: 'spectrum', file, other, otherFirst }, transferables(other.spectrum));
+    return (r as { comparison: FscComparison }).comparison;
+  }
+
+  /** Writes weight_<tag>.mrc; gives the weight back (the same array if shared, else the one transferred back). */
+  async weight(tag: string, weight: Float64Array, options: FinaliseOptions): Promise<Float64Array> {
+    const r = (await this.run({ type: 'weight', tag, weight, options }, transferables(weight))) as { weight: Float64Array } | undefined;
+    return r?.weight ?? weight;
+  }
+
+  /** Writes the tag's maps; its data sums are handed over (consumed), its weight lent. */
+  async maps(tag: string, acc: { data: Float64Array; weight: Float64Array }, options: FinaliseOptions): Promise<void> {
+    await this.run({ type: 'maps', tag, data: acc.data, weight: acc.weight, options }, transferables(acc.data, acc.weight));
   }
 
   /** Stops the threads (jobs still queued are rejected); safe to call more than once. */

@@ -4,12 +4,12 @@
  * job arrives.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { readMapSpectrum } from '../analysis/fsc.js';
+import { compareSpectra, readMapSpectrum } from '../analysis/fsc.js';
 import { isTomoError } from '../errors.js';
 import { encodeMrc, writeMrcDeferred } from '../formats/mrc.js';
 import { rfft3 } from '../recon/fft.js';
 import type { PoolJob, PoolReply } from './finalisePool.js';
-import { fileBufferFor, writeTag } from './outputs.js';
+import { fileBufferFor, writeMaps, writeTag, writeWeightFile } from './outputs.js';
 import { runSymmetryWork } from './symmetry.js';
 
 /**
@@ -48,21 +48,32 @@ port.on('message', async (job: PoolJob) => {
     pending.push(p);
   };
   try {
-    if (job.type === 'tag') {
+    if (job.type === 'weight' || job.type === 'maps') {
       try {
-        writeTag(job.tag, { data: job.data, weight: job.weight }, job.options, write);
+        if (job.type === 'weight') writeWeightFile(job.tag, job.weight, job.options, write);
+        else writeMaps(job.tag, { data: job.data, weight: job.weight }, job.options, write);
       } finally {
         const failed = (await Promise.allSettled(pending)).find((r) => r.status === 'rejected');
         if (failed) throw (failed as PromiseRejectedResult).reason;
       }
-      reply = { ok: true };
+      // A lent ordinary weight goes back for the maps job (a shared one is still there).
+      if (job.type === 'weight' && job.weight.buffer instanceof ArrayBuffer) {
+        reply = { ok: true, result: { weight: job.weight } };
+        transfer = [job.weight.buffer];
+      } else {
+        reply = { ok: true };
+      }
     } else if (job.type === 'symmetrise') {
       runSymmetryWork(job.work);
       reply = { ok: true };
     } else {
-      const { header, spectrum } = readMapSpectrum(job.file, fileBufferFor);
-      reply = { ok: true, result: { header, spectrum } };
-      transfer = [spectrum.buffer as ArrayBuffer];
+      const mine = readMapSpectrum(job.file, fileBufferFor);
+      if (job.other) {
+        reply = { ok: true, result: { comparison: job.otherFirst ? compareSpectra(job.other, mine) : compareSpectra(mine, job.other) } };
+      } else {
+        reply = { ok: true, result: { header: mine.header, spectrum: mine.spectrum } };
+        transfer = [mine.spectrum.buffer as ArrayBuffer];
+      }
     }
   } catch (e) {
     reply = { ok: false, message: (e as Error).message, tomo: isTomoError(e), stack: (e as Error).stack };

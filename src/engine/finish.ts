@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TomoError } from '../errors.js';
 import { writeFileAtomic } from '../formats/atomicWrite.js';
-import type { MapSpectrum } from '../analysis/fsc.js';
+import type { FscComparison, MapSpectrum } from '../analysis/fsc.js';
 import { symmetryOps } from '../geometry/symmetry.js';
 import { Accumulator } from '../recon/backproject.js';
 import { writeRunReport } from '../report/runReport.js';
@@ -42,7 +42,7 @@ export interface FinishOptions {
    * pool, while a thread finalises the merged map; so that a run that fails while finalising
    * resumes without back-projecting again, at no cost to the run's wall time.
    */
-  saveSums?: () => void;
+  saveSums?: () => void | Promise<void>;
   phases: PhaseTimes;
   log: (line: string) => void;
 }
@@ -64,22 +64,32 @@ export async function finishRun(
     const s = plan.kernel.s;
     // The checkpoint holds the sums as accumulated; symmetrisation leaves them as they are. Timed
     // as 'checkpoints' although, with a pool, it overlaps the finalisation of the merged map.
-    const saveSums = f.saveSums && ((): void => f.phases.time('checkpoints', f.saveSums!));
+    const saveSums = f.saveSums && ((): void | Promise<void> => f.phases.time('checkpoints', f.saveSums!));
     const symmetrised = await f.phases.timeAsync('symmetrisation', () => symmetriseHalves(halves, s, ops, f.symmetryThreads, plan.hasHalfSets, f.pool));
     if (symmetrised !== halves) collectGarbage(); // the shared copies of the sums
     const finalise = { s, crop: o.crop, taper: o.taper, snr: o.snr, pixelSize: plan.outputPixelSize, outDir: o.o };
-    // The FSC's two transforms start as soon as each half map is written, on a free pool thread.
-    const spectra = new Map<string, Promise<MapSpectrum>>();
+    // The half-map FSC starts as soon as a half map is written, on a free pool thread: the first
+    // one's spectrum, then the other's with their FSC (the spectrum goes over, not copied).
+    let first: { tag: string; spectrum: Promise<MapSpectrum> } | null = null;
+    let halfMapFsc: Promise<FscComparison> | null = null;
     const onWritten = (tag: string): void => {
-      if (!f.pool || (tag !== 'half1' && tag !== 'half2')) return;
-      const p = f.pool.spectrum(path.join(o.o, `${tag}.mrc`)).then(({ header, spectrum }) => ({ file: path.join(o.o, `${tag}.mrc`), header, spectrum }));
-      p.catch(() => {}); // awaited below; a failure before that must not be an unhandled rejection
-      spectra.set(tag, p);
+      const pool = f.pool;
+      if (!pool || (tag !== 'half1' && tag !== 'half2')) return;
+      const file = path.join(o.o, `${tag}.mrc`);
+      if (!first) {
+        first = { tag, spectrum: pool.spectrum(file) };
+        first.spectrum.catch(() => {}); // awaited through halfMapFsc; must not be unhandled before
+        return;
+      }
+      const other = first;
+      halfMapFsc = other.spectrum.then((sp) => pool.fsc(file, sp, other.tag === 'half1'));
+      halfMapFsc.catch(() => {});
     };
     await f.phases.timeAsync('finalisation', () => writeOutputs(symmetrised, plan.hasHalfSets, finalise, f.pool, { saveSums, onWritten }));
     // The maps are complete; the sums are no longer needed (with --no_recon they are kept to resume).
     fs.rmSync(f.checkpointFile, { force: true });
-    const half = spectra.size === 2 ? await f.phases.timeAsync('report', () => Promise.all([spectra.get('half1')!, spectra.get('half2')!])) : undefined;
+    const pending = halfMapFsc as Promise<FscComparison> | null;
+    const half = pending ? await f.phases.timeAsync('report', () => pending) : undefined;
     resolution = f.phases.time('report', () => writeRunReport(o.o, half)).resolution0143;
     if (resolution !== null) f.log(`half-map FSC 0.143: ${resolution.toFixed(2)} Å (fsc.json, fsc.star, report.png)`);
   }

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { writeMrc } from '../formats/mrc.js';
 import { Accumulator } from '../recon/backproject.js';
-import { FinalisationPool, transferables } from './finalisePool.js';
+import type { FinalisationPool } from './finalisePool.js';
 import { centreCrop, divideByWeight, griddingCorrect, taper, weightToCentredFull } from '../recon/finalise.js';
 
 export interface FinaliseOptions {
@@ -28,21 +28,24 @@ export function fileBufferFor(n: number): Float32Array {
   return fileBuffer.subarray(0, n);
 }
 
+type WriteMrc = (...args: Parameters<typeof writeMrc>) => void;
+
+/** weight_<tag>.mrc: the weight in RELION's centred full layout (weight not modified). */
+export function writeWeightFile(tag: string, weight: Float64Array, o: FinaliseOptions, write: WriteMrc = writeMrc): void {
+  const { s } = o;
+  write(path.join(o.outDir, `weight_${tag}.mrc`), weightToCentredFull(weight, s, fileBufferFor(s * s * s)), s, s, s, o.pixelSize);
+}
+
 /**
- * Reconstructs and writes one tag from its data and weight sums; `acc` is consumed: every step
- * runs in place in its data array (which holds 2·(s/2+1)·s² ≥ s³ doubles), so a tag needs only its
- * sums plus one float32 volume (the weight map, then each file's float32 values).
+ * data_<tag>.mrc, <tag>.mrc (and <tag>_full.mrc when cropping) from the tag's sums; the data sums
+ * are consumed: every step runs in place in their array (which holds 2·(s/2+1)·s² ≥ s³ doubles),
+ * so a tag needs only its sums plus one float32 volume (each file's float32 values). The weight is
+ * only read.
  */
-export function writeTag(
-  tag: string,
-  acc: Accumulator,
-  o: FinaliseOptions,
-  write: (...args: Parameters<typeof writeMrc>) => void = writeMrc,
-): void {
+export function writeMaps(tag: string, acc: Accumulator, o: FinaliseOptions, write: WriteMrc = writeMrc): void {
   const { s } = o;
   const out = (name: string): string => path.join(o.outDir, name);
   const f32 = fileBufferFor(s * s * s);
-  write(out(`weight_${tag}.mrc`), weightToCentredFull(acc.weight, s, f32), s, s, s, o.pixelSize);
   const V = griddingCorrect(acc.data, s, true);
   write(out(`data_${tag}.mrc`), V, s, s, s, o.pixelSize, f32);
   const corrected = divideByWeight(V, acc.weight, s, o.snr, acc.data, V);
@@ -57,23 +60,37 @@ export function writeTag(
   write(out(`${tag}.mrc`), corrected, s, s, s, o.pixelSize, f32);
 }
 
+/** Every file of one tag; `acc.data` is consumed (writeMaps). */
+export function writeTag(tag: string, acc: Accumulator, o: FinaliseOptions, write: WriteMrc = writeMrc): void {
+  writeWeightFile(tag, acc.weight, o, write);
+  writeMaps(tag, acc, o, write);
+}
+
 export interface WriteOutputsOptions {
   /**
    * Writes the checkpoint of the summed halves (not symmetrised, as accumulated) before they are
    * consumed (half1's and half2's finalisation uses their sums as work space). With a pool it runs
-   * while a thread finalises the merged map, off the critical path.
+   * while a thread finalises the merged map, off the critical path. It may leave the fsync and
+   * rename to a promise: the sums must be written when it returns; writeOutputs waits for the rest.
    */
-  saveSums?: () => void;
+  saveSums?: () => void | Promise<void>;
   /** Called as each tag's files are all written (e.g. to start the FSC of the half maps). */
   onWritten?: (tag: string) => void;
 }
 
+const isShared = (a: Float64Array): boolean => a.buffer instanceof SharedArrayBuffer;
+
 /**
  * Writes all tags. With half sets the merged sums are half1 + half2, and weight_merged is that
- * sum (RELION writes half 1's weight there, [Q1]; decisions.md fixes it). With a pool the tags are
- * finalised concurrently on its threads (the buffers are handed over, not copied), merged first:
- * it is the only tag that does not consume the sums, so the checkpoint can be written meanwhile.
- * Returns once every job has finished, even when one failed (no thread is then still writing).
+ * sum (RELION writes half 1's weight there, [Q1]; decisions.md fixes it).
+ *
+ * With a pool each tag is two jobs, its weight file and its maps (the long one), so that two
+ * threads share three tags evenly: one makes the merged maps while the other writes the weight
+ * files, then each makes the maps of a half set. Buffers are handed over, not copied: the merged
+ * weight is made in shared memory, which both of its jobs read; an ordinary half-set weight goes
+ * to its weight job and comes back for the maps. Merged comes first: it is the only tag that does
+ * not consume the sums, so the checkpoint is written meanwhile. Returns once every job has
+ * finished, even when one failed (no thread is then still writing).
  */
 export async function writeOutputs(
   halves: [Accumulator, Accumulator],
@@ -82,36 +99,45 @@ export async function writeOutputs(
   pool: FinalisationPool | null,
   w: WriteOutputsOptions = {},
 ): Promise<void> {
-  const merged = hasHalfSets ? mergedSums(halves) : halves[0];
-  const jobs: [string, Accumulator][] = hasHalfSets ? [['half1', halves[0]], ['half2', halves[1]]] : [];
+  const merged = hasHalfSets ? mergedSums(halves, pool !== null) : halves[0];
+  const tags: [string, Accumulator][] = hasHalfSets ? [['half1', halves[0]], ['half2', halves[1]]] : [];
   if (!pool) {
-    w.saveSums?.();
-    for (const [tag, acc] of [['merged', merged] as [string, Accumulator], ...jobs]) {
+    await w.saveSums?.();
+    for (const [tag, acc] of [['merged', merged] as [string, Accumulator], ...tags]) {
       writeTag(tag, acc, o);
       w.onWritten?.(tag);
     }
     return;
   }
-  const run = (tag: string, acc: Accumulator): Promise<void> =>
-    pool.run({ type: 'tag', tag, data: acc.data, weight: acc.weight, options: o }, transferables(acc.data, acc.weight)).then(() => w.onWritten?.(tag));
-  const tasks: Promise<void>[] = [];
-  if (hasHalfSets) tasks.push(run('merged', merged));
+  const tasks: Promise<unknown>[] = [];
+  const finalise = (tag: string, acc: Accumulator): void => {
+    const weightJob = pool.weight(tag, acc.weight, o);
+    // A shared weight is read by both jobs at once; an ordinary one comes back from the first.
+    const maps = isShared(acc.weight)
+      ? pool.maps(tag, acc, o)
+      : weightJob.then((weight) => pool.maps(tag, { data: acc.data, weight }, o));
+    const written = Promise.all([weightJob, maps]).then(() => w.onWritten?.(tag));
+    tasks.push(weightJob, maps, written);
+  };
+  if (hasHalfSets) finalise('merged', merged);
   try {
-    w.saveSums?.();
-    if (!hasHalfSets) tasks.push(run('merged', merged));
-    for (const [tag, acc] of jobs) tasks.push(run(tag, acc));
+    const saved = w.saveSums?.();
+    if (saved) tasks.push(saved);
+    if (!hasHalfSets) finalise('merged', merged);
+    for (const [tag, acc] of tags) finalise(tag, acc);
   } finally {
     const failed = (await Promise.allSettled(tasks)).find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 }
 
-/** half1 + half2 in new arrays (the halves stay as they are). */
-function mergedSums(halves: [Accumulator, Accumulator]): Accumulator {
+/** half1 + half2 in new arrays (the halves stay as they are); the weight in shared memory if asked. */
+function mergedSums(halves: [Accumulator, Accumulator], sharedWeight: boolean): Accumulator {
   const [a, b] = halves;
+  const n = a.weight.length;
   const data = new Float64Array(a.data.length);
-  const weight = new Float64Array(a.weight.length);
+  const weight = new Float64Array(sharedWeight ? new SharedArrayBuffer(8 * n) : new ArrayBuffer(8 * n));
   for (let i = 0; i < data.length; i++) data[i] = a.data[i] + b.data[i];
-  for (let i = 0; i < weight.length; i++) weight[i] = a.weight[i] + b.weight[i];
+  for (let i = 0; i < n; i++) weight[i] = a.weight[i] + b.weight[i];
   return { data, weight };
 }

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { TomoError } from '../errors.js';
 import { accumulate, planMemory, zeroHalves } from './local.js';
-import { checkpointPath, readCheckpoint, runFingerprint, writeCheckpoint } from './checkpoint.js';
+import { checkpointPath, readCheckpoint, runFingerprint, writeCheckpoint, writeCheckpointDeferred } from './checkpoint.js';
 import { finishRun, prepareOutputDir } from './finish.js';
 import { FinalisationPool } from './finalisePool.js';
 import { ReconstructOptions, validateOptions } from './options.js';
@@ -80,7 +80,9 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
       pool,
       checkpointFile: ckptFile,
       // A resumed run that had nothing left to back-project has these sums on disk already.
-      saveSums: o.noBackup || result.tomogramsProcessed === 0 ? undefined : saveSums,
+      // Their fsync and rename overlap the finalisation too.
+      saveSums:
+        o.noBackup || result.tomogramsProcessed === 0 ? undefined : () => writeCheckpointDeferred(ckptFile, { fingerprint, done: [...done], halves }),
       phases,
       log,
     });

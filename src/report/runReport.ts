@@ -22,7 +22,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compareSpectra, crossingShell, readMapSpectrum, type FscComparison, type MapSpectrum } from '../analysis/fsc.js';
+import { compareSpectra, crossingShell, readMapSpectrum, type FscComparison } from '../analysis/fsc.js';
 import { formatResolution } from '../cli/fscCommand.js';
 import { TomoError } from '../errors.js';
 import { writeFileAtomic, fsReason } from '../formats/atomicWrite.js';
@@ -379,10 +379,10 @@ function removeStale(file: string): void {
  * Reads half1/half2/merged from outDir, writes fsc.json, fsc.star and report.png (atomically).
  * Whatever half1.mrc/half2.mrc/merged.mrc are (cropped or not) are used as they are.
  * Throws a TomoError if merged.mrc is missing or only one of the half maps exists.
- * `halfSpectra`: readMapSpectrum of half1.mrc and half2.mrc when the caller already has them (the
- * finalisation pool computes them as soon as each half map is written); read here otherwise.
+ * `halfMapFsc`: the FSC of half1.mrc and half2.mrc when the caller has it already (the
+ * finalisation pool computes it as soon as the half maps are written); computed here otherwise.
  */
-export function writeRunReport(outDir: string, halfSpectra?: [MapSpectrum, MapSpectrum]): RunReportResult {
+export function writeRunReport(outDir: string, halfMapFsc?: FscComparison): RunReportResult {
   const mergedPath = path.join(outDir, MERGED);
   const half1 = path.join(outDir, HALF1);
   const half2 = path.join(outDir, HALF2);
@@ -400,8 +400,7 @@ export function writeRunReport(outDir: string, halfSpectra?: [MapSpectrum, MapSp
   const starPath = path.join(outDir, 'fsc.star');
   let summary: FscSummary | null = null;
   if (has1) {
-    const [a, b] = halfSpectra ?? [readMapSpectrum(half1), readMapSpectrum(half2)];
-    summary = summarise(compareSpectra(a, b));
+    summary = summarise(halfMapFsc ?? compareSpectra(readMapSpectrum(half1), readMapSpectrum(half2)));
     writeFileAtomic(jsonPath, fscJsonText(summary, createdBy));
     writeStarFile(starPath, fscStarBlocks(summary, starPath));
   } else {
