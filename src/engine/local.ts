@@ -140,8 +140,8 @@ export interface AccumulationState {
   halves: [Accumulator, Accumulator];
   /** Tomogram indices already in `halves`. */
   done: Set<number>;
-  /** Called after each tomogram's sums were added (checkpointing). */
-  onTomogramDone?: (index: number) => void;
+  /** Called after each tomogram's sums were added (checkpointing); the sums are not changed until it settles. */
+  onTomogramDone?: (index: number) => void | Promise<void>;
   phases: PhaseTimes;
 }
 
@@ -179,7 +179,7 @@ export async function accumulate(
         }
       });
       state.done.add(w.tomogram.index);
-      if (state.onTomogramDone) phases.time('checkpoints', () => state.onTomogramDone!(w.tomogram.index));
+      if (state.onTomogramDone) await phases.timeAsync('checkpoints', async () => state.onTomogramDone!(w.tomogram.index));
     }
   } finally {
     await engine.close();

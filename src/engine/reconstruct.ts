@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { TomoError } from '../errors.js';
 import { accumulate, planMemory, zeroHalves } from './local.js';
-import { checkpointPath, readCheckpoint, runFingerprint, writeCheckpoint, writeCheckpointDeferred } from './checkpoint.js';
+import { checkpointPath, readCheckpoint, runFingerprint, writeCheckpointDeferred } from './checkpoint.js';
 import { finishRun, prepareOutputDir } from './finish.js';
 import { FinalisationPool } from './finalisePool.js';
 import { ReconstructOptions, validateOptions } from './options.js';
@@ -60,7 +60,15 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads, { warmUp: done.size < plan.work.length }) : null;
   try {
     const progress = new Progress(plan.totalParticles, 'particles', o.progress ?? 'auto');
-    const saveSums = (): void => writeCheckpoint(ckptFile, { fingerprint, done: [...done], halves });
+    // Checkpoints are written when asked (the sums change with the next tomogram) and made durable
+    // (fsync, rename) in libuv's thread pool while the run goes on; each waits for the previous
+    // one to be in place, so that they land in order, and a failure fails the run at the next.
+    let saving: Promise<void> = Promise.resolve();
+    const saveSums = async (): Promise<void> => {
+      await saving;
+      saving = writeCheckpointDeferred(ckptFile, { fingerprint, done: [...done], halves });
+      saving.catch(() => {}); // awaited by the next checkpoint or below
+    };
     const result = await accumulate(plan, mem.threads, progress, {
       halves,
       done,
@@ -69,18 +77,20 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
       // while a thread finalises the merged map. With --no_recon the sums are the result.
       onTomogramDone: o.noBackup
         ? undefined
-        : () => {
-            if (o.noRecon || done.size < plan.work.length) saveSums();
+        : async () => {
+            if (o.noRecon || done.size < plan.work.length) await saveSums();
           },
     });
+    await phases.timeAsync('checkpoints', () => saving);
     progress.finish();
     log(`back-projected ${result.tomogramsProcessed} tomogram(s) in this run`);
     await finishRun(o, plan, result.halves, {
       symmetryThreads: mem.threads > 0 ? o.j : 0,
       pool,
       checkpointFile: ckptFile,
-      // A resumed run that had nothing left to back-project has these sums on disk already.
-      // Their fsync and rename overlap the finalisation too.
+      // A resumed run that had nothing left to back-project has these sums on disk already. The
+      // previous checkpoint is in place (awaited above), so this one is written at once, as
+      // finishRun needs; its fsync and rename overlap the finalisation.
       saveSums:
         o.noBackup || result.tomogramsProcessed === 0 ? undefined : () => writeCheckpointDeferred(ckptFile, { fingerprint, done: [...done], halves }),
       phases,
