@@ -14,7 +14,7 @@ import { ReconstructOptions, validateOptions } from '../src/engine/options.js';
 import { RunPlan, planRun } from '../src/engine/plan.js';
 import { runFingerprint } from '../src/engine/checkpoint.js';
 import { finishRun, prepareOutputDir } from '../src/engine/finish.js';
-import { FinalisationPool } from '../src/engine/finalisePool.js';
+import { FinalisationPool, worthWarmingUp } from '../src/engine/finalisePool.js';
 import { PhaseTimes } from '../src/engine/phases.js';
 import { Accumulator } from '../src/recon/backproject.js';
 import { particleRecordLength } from '../src/recon/particleKernel.js';
@@ -239,7 +239,7 @@ export class Coordinator {
 
     const networked = !this.ledger.allCommitted();
     // Started now, so that its threads start up while the workers back-project.
-    const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads, { warmUp: networked }) : null;
+    const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads, { warmUp: worthWarmingUp(s, networked) }) : null;
     try {
       const tb = Date.now();
       if (networked) await this.distribute();

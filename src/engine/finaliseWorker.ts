@@ -15,8 +15,8 @@ import { runSymmetryWork } from './symmetry.js';
 /**
  * A fresh isolate runs the kernels unoptimised at first: the first 128³ tag took 1.6–1.8× as long
  * as the next. One small tag (32³, in memory, no files) when the thread starts gets them compiled
- * (measured: 65 ms of CPU per thread, during the first tilt series' loading; the pool's first
- * tags then take 0.13 s less at box 128, 0.09 s less at box 64).
+ * (measured: 65 ms of CPU per thread, during the first tilt series' loading; the finalisation then
+ * took 0.09 s less at box 128). When it is worth it: worthWarmingUp in finalisePool.ts.
  */
 function warmUp(): void {
   const s = 32;

@@ -31,9 +31,9 @@ export interface FinishOptions {
   /** Threads for symmetrisation (0 = the calling thread). */
   symmetryThreads: number;
   /**
-   * Threads started at the beginning of the run (createFinalisationPool) that finalise the tags
-   * and compute the half-map spectra of the FSC; null: all of it in the calling thread. The caller
-   * closes it.
+   * Threads started at the beginning of the run (a FinalisationPool) that symmetrise and finalise
+   * the tags and compute the half-map FSC; null: all of it in the calling thread (and symmetrisation
+   * on threads of its own). The caller closes it.
    */
   pool: FinalisationPool | null;
   checkpointFile: string;

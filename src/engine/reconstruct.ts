@@ -7,7 +7,7 @@ import { TomoError } from '../errors.js';
 import { accumulate, planMemory, zeroHalves } from './local.js';
 import { checkpointPath, readCheckpoint, runFingerprint, writeCheckpointDeferred } from './checkpoint.js';
 import { finishRun, prepareOutputDir } from './finish.js';
-import { FinalisationPool } from './finalisePool.js';
+import { FinalisationPool, worthWarmingUp } from './finalisePool.js';
 import { ReconstructOptions, validateOptions } from './options.js';
 import { planRun } from './plan.js';
 import { Progress } from './progress.js';
@@ -56,8 +56,9 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
     }
   }
   // Started now, so that its threads start up while the tomograms are back-projected.
-  // Its kernels warm up meanwhile, unless there is nothing left to back-project.
-  const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads, { warmUp: done.size < plan.work.length }) : null;
+  // Its kernels may warm up meanwhile (worthWarmingUp).
+  const warmUp = worthWarmingUp(plan.kernel.s, done.size < plan.work.length);
+  const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads, { warmUp }) : null;
   try {
     const progress = new Progress(plan.totalParticles, 'particles', o.progress ?? 'auto');
     // Checkpoints are written when asked (the sums change with the next tomogram) and made durable
