@@ -14,6 +14,7 @@ import { ReconstructOptions, validateOptions } from '../src/engine/options.js';
 import { RunPlan, planRun } from '../src/engine/plan.js';
 import { runFingerprint } from '../src/engine/checkpoint.js';
 import { finishRun, prepareOutputDir } from '../src/engine/finish.js';
+import { FinalisationPool, worthWarmingUp } from '../src/engine/finalisePool.js';
 import { PhaseTimes } from '../src/engine/phases.js';
 import { Accumulator } from '../src/recon/backproject.js';
 import { particleRecordLength } from '../src/recon/particleKernel.js';
@@ -239,19 +240,23 @@ export class Coordinator {
     });
 
     const networked = !this.ledger.allCommitted();
+    // Started now, so that its threads start up while the workers back-project.
+    const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads, { warmUp: worthWarmingUp(s, networked) }) : null;
     try {
       const tb = Date.now();
       if (networked) await this.distribute();
       else this.log.info('every chunk is committed already; finalising');
       this.observePhase('backprojection', tb);
-      await this.finalise(t0, mem.finaliseThreads, ckptFile);
+      // The last round's checkpoint (not written by finishRound) is written by finishRun, meanwhile.
+      await this.finalise(t0, pool, ckptFile, networked && !o.noBackup);
     } finally {
+      await pool?.close();
       // NATS stays open through the finalisation, so workers asking are told the run is over.
       if (networked) await this.shutdown();
     }
   }
 
-  private async finalise(t0: number, finaliseThreads: number, ckptFile: string): Promise<void> {
+  private async finalise(t0: number, pool: FinalisationPool | null, ckptFile: string, saveSums: boolean): Promise<void> {
     const o = this.o;
     const plan = this.plan;
     this.phase = 'finalising';
@@ -260,8 +265,9 @@ export class Coordinator {
     const phases = new PhaseTimes();
     await finishRun(o, plan, this.committed, {
       symmetryThreads: o.j,
-      finaliseThreads,
+      pool,
       checkpointFile: ckptFile,
+      saveSums: saveSums ? () => writeDistributedCheckpoint(ckptFile, this.checkpointMeta(), this.committed) : undefined,
       phases,
       log: (line: string) => this.log.info(line),
     });
@@ -1009,7 +1015,7 @@ export class Coordinator {
     this.metrics?.commits.inc();
     this.lastCommit = Date.now();
     this.consecutiveAborts = 0;
-    if (!this.o.noBackup) {
+    if (!this.o.noBackup && !this.ledger.allCommitted()) {
       writeDistributedCheckpoint(distributedCheckpointPath(this.o.o), this.checkpointMeta(), this.committed);
     }
     this.writeReport('running');

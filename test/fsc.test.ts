@@ -154,3 +154,36 @@ describe.skipIf(!fs.existsSync(runsFile))('agreement with the conformance number
     });
   }
 });
+
+describe('FSC from separately computed spectra (the report’s half maps, one per pool thread)', () => {
+  it('gives exactly the curve and resolutions of compareMapFiles, and the same errors', async () => {
+    const { compareSpectra, readMapSpectrum } = await import('../src/analysis/fsc.js');
+    const { compareMapFiles } = await import('../src/cli/fscCommand.js');
+    const { writeMrc } = await import('../src/formats/mrc.js');
+    const os = await import('node:os');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-fsc-'));
+    try {
+      const n = 12;
+      const a = noise(n, 1);
+      const b = noise(n, 2);
+      for (let i = 0; i < a.length; i++) b[i] += a[i];
+      const fa = path.join(dir, 'a.mrc');
+      const fb = path.join(dir, 'b.mrc');
+      writeMrc(fa, a, n, n, n, 1.5);
+      writeMrc(fb, b, n, n, n, 1.5);
+      const whole = compareMapFiles(fa, fb);
+      const split = compareSpectra(readMapSpectrum(fa), readMapSpectrum(fb));
+      const { pearson: _r, ...withoutPearson } = whole;
+      expect(split).toEqual(withoutPearson);
+      expect(Array.from(split.curve)).toEqual(Array.from(fsc(readMrc(fa).data, readMrc(fb).data, n)));
+      const fc = path.join(dir, 'c.mrc');
+      writeMrc(fc, new Float64Array(8 * 8 * 8), 8, 8, 8, 1.5);
+      expect(() => compareSpectra(readMapSpectrum(fa), readMapSpectrum(fc))).toThrow(/maps differ in size: .*a\.mrc is 12³, .*c\.mrc is 8³/);
+      const fd = path.join(dir, 'd.mrc');
+      writeMrc(fd, new Float64Array(8 * 8 * 4), 8, 8, 4, 1.5);
+      expect(() => readMapSpectrum(fd)).toThrow(/the FSC needs a cubic map/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -112,6 +112,38 @@ describe('MRC write/read', () => {
     expect(() => encodeMrc(new Float32Array(5), 2, 2, 1, 1)).toThrow(RangeError);
   });
 
+  it('writeMrc writes encodeMrc’s bytes without copying: float64 through a scratch buffer, float32 (also a view) as it is', () => {
+    const [nx, ny, nz] = [7, 5, 3];
+    const n = nx * ny * nz;
+    const f64 = Float64Array.from({ length: n }, (_, i) => Math.cos(i * 1.3) * 100 + 1e-3 * i);
+    const backing = new Float32Array(n + 10);
+    const f32 = backing.subarray(4, 4 + n);
+    f32.set(f64);
+    // The straightforward statistics: Welford over the float32 values, in order.
+    let mean = 0;
+    let m2 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = Math.fround(f64[i]);
+      const d = v - mean;
+      mean += d / (i + 1);
+      m2 += d * (v - mean);
+    }
+    const scratch = new Float32Array(n + 3).fill(7);
+    for (const [name, data, extra] of [['a', f64, scratch], ['b', f64, undefined], ['c', f32, undefined]] as const) {
+      const file = path.join(dir, `nocopy-${name}.mrc`);
+      writeMrc(file, data, nx, ny, nz, 1.25, extra);
+      const raw = fs.readFileSync(file);
+      const ref = Buffer.from(encodeMrc(data, nx, ny, nz, 1.25));
+      expect(raw.length, name).toBe(ref.length);
+      expect(Buffer.compare(raw.subarray(0, 224), ref.subarray(0, 224)), name).toBe(0);
+      expect(Buffer.compare(raw.subarray(304), ref.subarray(304)), name).toBe(0);
+      expect(raw.readFloatLE(84), name).toBe(Math.fround(mean));
+      expect(raw.readFloatLE(216), name).toBe(Math.fround(Math.sqrt(m2 / (n - 1))));
+    }
+    expect(scratch[n]).toBe(7); // only the first n values of the scratch are used
+    expect(() => writeMrc(path.join(dir, 'x.mrc'), f64, nx, ny, nz, 1, new Float32Array(n - 1))).toThrow(RangeError);
+  });
+
   it('overwrites an existing file and leaves no temp files', () => {
     const file = path.join(dir, 'over.mrc');
     fs.writeFileSync(file, 'old');
@@ -313,6 +345,28 @@ describe('atomic write', () => {
     fs.writeFileSync(path.join(target, 'inside'), 'x');
     expect(tomoError(() => writeFileAtomic(target, 'data'))).toMatch(new RegExp(`^cannot write ${target}: `));
     expect(fs.readdirSync(sub)).toEqual(['out.mrc']);
+  });
+
+  it('deferred: the target keeps its content until the fsync and rename are done; failures remove the temp file', async () => {
+    const { writeFileAtomicDeferred } = await import('../src/formats/atomicWrite.js');
+    const sub = fs.mkdtempSync(path.join(dir, 'deferred-'));
+    const target = path.join(sub, 'out.mrc');
+    fs.writeFileSync(target, 'precious');
+    const done = writeFileAtomicDeferred(target, [Buffer.from('new '), Buffer.from('bytes')]);
+    // Written already (the buffers are free again), not yet in place.
+    expect(fs.readFileSync(target, 'utf8')).toBe('precious');
+    expect(fs.readdirSync(sub)).toHaveLength(2);
+    await done;
+    expect(fs.readFileSync(target, 'utf8')).toBe('new bytes');
+    expect(fs.readdirSync(sub)).toEqual(['out.mrc']);
+    // A failure to create the file is thrown at once; one of the rename comes with the promise.
+    const missing = path.join(sub, 'no-such-dir', 'x.mrc');
+    expect(tomoError(() => writeFileAtomicDeferred(missing, [Buffer.from('x')]))).toBe(`cannot write ${missing}: no such file or directory (ENOENT)`);
+    const dirTarget = path.join(sub, 'd');
+    fs.mkdirSync(dirTarget);
+    fs.writeFileSync(path.join(dirTarget, 'inside'), 'x');
+    await expect(writeFileAtomicDeferred(dirTarget, [Buffer.from('x')])).rejects.toThrow(new RegExp(`^cannot write ${dirTarget}: `));
+    expect(fs.readdirSync(sub).sort()).toEqual(['d', 'out.mrc']);
   });
 
   it.skipIf(process.getuid?.() === 0)('unwritable directory', () => {

@@ -1,40 +1,119 @@
 /**
- * Finalisation in worker threads (used for large boxes) writes the same files as in the main thread.
+ * Finalisation on the threads of a finalisation pool writes the same files, byte for byte, as in
+ * the calling thread; the checkpoint hook sees the sums before they are consumed; errors of a job
+ * come back as they were thrown, after every other job has finished.
  * Imports the compiled engine from dist/ (built by the global setup) so that the threads can start.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readMrc } from '../src/formats/mrc.js';
 import { REPO } from './helpers/paths.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-outputs-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-describe('finalisation threads', () => {
-  it('give the same maps as the main thread', async () => {
-    const { writeOutputs } = (await import(path.join(REPO, 'dist/src/engine/outputs.js'))) as typeof import('../src/engine/outputs.js');
-    const s = 16;
-    const n = (s / 2 + 1) * s * s;
-    const make = (seed: number) => {
-      let a = seed;
-      const r = (): number => ((a = (a * 1103515245 + 12345) % 2147483648) / 2147483648);
-      return [0, 1].map(() => ({
-        data: Float64Array.from({ length: 2 * n }, () => r() - 0.5),
-        weight: Float64Array.from({ length: n }, () => r() + 0.1),
-      })) as [{ data: Float64Array; weight: Float64Array }, { data: Float64Array; weight: Float64Array }];
-    };
-    const opts = (outDir: string) => ({ s, crop: 12, taper: 3, snr: -1, pixelSize: 2, outDir });
-    const a = path.join(tmp, 'main');
-    const b = path.join(tmp, 'threads');
-    fs.mkdirSync(a);
-    fs.mkdirSync(b);
-    await writeOutputs(make(5), true, opts(a), 1);
-    await writeOutputs(make(5), true, opts(b), 3);
-    const files = fs.readdirSync(a).sort();
-    expect(files).toEqual(fs.readdirSync(b).sort());
-    expect(files).toHaveLength(12);
-    for (const f of files) expect(readMrc(path.join(b, f)).data, f).toEqual(readMrc(path.join(a, f)).data);
+const { writeOutputs } = (await import(path.join(REPO, 'dist/src/engine/outputs.js'))) as typeof import('../src/engine/outputs.js');
+const { FinalisationPool } = (await import(path.join(REPO, 'dist/src/engine/finalisePool.js'))) as typeof import('../src/engine/finalisePool.js');
+const { TomoError } = (await import(path.join(REPO, 'dist/src/errors.js'))) as typeof import('../src/errors.js');
+
+type Halves = [{ data: Float64Array; weight: Float64Array }, { data: Float64Array; weight: Float64Array }];
+const s = 16;
+const n = (s / 2 + 1) * s * s;
+function make(seed: number, shared = false): Halves {
+  let a = seed;
+  const r = (): number => (a = (a * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const array = (len: number, add: number): Float64Array => {
+    const out = new Float64Array(shared ? new SharedArrayBuffer(8 * len) : new ArrayBuffer(8 * len));
+    for (let i = 0; i < len; i++) out[i] = r() + add;
+    return out;
+  };
+  return [0, 1].map(() => ({ data: array(2 * n, -0.5), weight: array(n, 0.1) })) as Halves;
+}
+const opts = (outDir: string, crop = 12) => ({ s, crop, taper: 3, snr: -1, pixelSize: 2, outDir });
+const sum = (h: Halves): number => h.reduce((t, a) => t + a.data.reduce((x, y) => x + y, 0) + a.weight.reduce((x, y) => x + y, 0), 0);
+
+/** Every file of `a` has the bytes of the same file in `b`, but for the date in the MRC label. */
+function expectSameFiles(a: string, b: string): void {
+  const files = fs.readdirSync(a).sort();
+  expect(files).toEqual(fs.readdirSync(b).sort());
+  for (const f of files) {
+    const x = fs.readFileSync(path.join(a, f));
+    const y = fs.readFileSync(path.join(b, f));
+    expect(x.length, f).toBe(y.length);
+    expect(Buffer.compare(x.subarray(0, 224), y.subarray(0, 224)), f).toBe(0);
+    expect(Buffer.compare(x.subarray(304), y.subarray(304)), f).toBe(0);
+  }
+}
+
+function dir(name: string): string {
+  const d = path.join(tmp, name);
+  fs.mkdirSync(d);
+  return d;
+}
+
+describe('finalisation pool', () => {
+  it('writes the same bytes as the calling thread, with 1 to 3 threads, ordinary or shared sums, cropped or not', async () => {
+    const base = dir('main');
+    const written: string[] = [];
+    await writeOutputs(make(5), true, opts(base), null, { onWritten: (t) => written.push(t) });
+    expect(written).toEqual(['merged', 'half1', 'half2']);
+    expect(fs.readdirSync(base)).toHaveLength(12);
+    for (const threads of [1, 2, 3]) {
+      const pool = new FinalisationPool(threads);
+      try {
+        for (const shared of [false, true]) {
+          const out = dir(`pool${threads}${shared ? 's' : ''}`);
+          const tags: string[] = [];
+          await writeOutputs(make(5, shared), true, opts(out), pool, { onWritten: (t) => tags.push(t) });
+          expect(tags.sort()).toEqual(['half1', 'half2', 'merged']);
+          expectSameFiles(base, out);
+        }
+        const uncropped = dir(`uncropped${threads}`);
+        const ref = dir(`uncroppedRef${threads}`);
+        await writeOutputs(make(6), false, opts(ref, -1), null);
+        await writeOutputs(make(6), false, opts(uncropped, -1), pool);
+        expect(fs.readdirSync(uncropped).sort()).toEqual(['data_merged.mrc', 'merged.mrc', 'weight_merged.mrc']);
+        expectSameFiles(ref, uncropped);
+      } finally {
+        await pool.close();
+      }
+    }
+  });
+
+  it('saves the sums before they are consumed, while the merged map is finalised', async () => {
+    const pool = new FinalisationPool(2);
+    try {
+      const halves = make(7);
+      const expected = sum(make(7));
+      let seen = NaN;
+      await writeOutputs(halves, true, opts(dir('save')), pool, { saveSums: () => (seen = sum(halves)) });
+      expect(seen).toBe(expected);
+      // The ordinary buffers were handed over to the threads, not copied.
+      expect(halves[0].data.length).toBe(0);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('a failing job fails the run with its TomoError; the pool stays usable', async () => {
+    const pool = new FinalisationPool(2);
+    try {
+      const missing = path.join(tmp, 'no', 'such', 'dir');
+      const err = await writeOutputs(make(8), true, opts(missing), pool).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TomoError);
+      expect((err as Error).message).toMatch(/cannot write .*no\/such\/dir\/weight_(half1|half2|merged)\.mrc/);
+      const out = dir('after');
+      await writeOutputs(make(8), true, opts(out), pool);
+      expect(fs.readdirSync(out)).toHaveLength(12);
+      // Half-map spectra for the FSC, from the written files.
+      const sp = await pool.spectrum(path.join(out, 'half1.mrc'));
+      expect(sp.header.nx).toBe(12);
+      expect(sp.spectrum.length).toBe(2 * 7 * 12 * 12);
+      await expect(pool.spectrum(path.join(out, 'nope.mrc'))).rejects.toThrow(/cannot read MRC file/);
+    } finally {
+      await pool.close();
+    }
+    await expect(pool.spectrum('x')).rejects.toThrow(/closed/);
   });
 });

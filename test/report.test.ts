@@ -207,6 +207,35 @@ describe('plot helpers', () => {
     expect(g[50]).toBeLessThan(160);
     expect(g[99]).toBe(255);
   });
+
+  it('scales exactly as sorting the finite values as an array does (NaN, ±Infinity, ±0 included)', () => {
+    const reference = (values: Float32Array): Uint8Array => {
+      const finite = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
+      const out = new Uint8Array(values.length);
+      if (finite.length === 0) return out;
+      const m = finite.length - 1;
+      let lo = finite[Math.floor(0.01 * m)];
+      let hi = finite[Math.ceil(0.99 * m)];
+      if (!(hi > lo)) {
+        lo = finite[0];
+        hi = finite[m];
+      }
+      if (!(hi > lo)) return out.fill(128);
+      const k = 255 / (hi - lo);
+      for (let i = 0; i < values.length; i++) out[i] = Number.isFinite(values[i]) ? Math.max(0, Math.min(255, Math.round((values[i] - lo) * k))) : 0;
+      return out;
+    };
+    let a = 7;
+    const r = (): number => (a = (a * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5;
+    const cases = [
+      Float32Array.from({ length: 4096 }, r),
+      Float32Array.from({ length: 300 }, (_, i) => (i % 3 === 0 ? -0 : i % 3 === 1 ? 0 : r())),
+      Float32Array.from({ length: 200 }, (_, i) => [NaN, Infinity, -Infinity, -0, 0, r()][i % 6]),
+      new Float32Array([NaN, NaN]),
+      new Float32Array([-0, 0, -0]),
+    ];
+    for (const v of cases) expect(Array.from(toGray8(v))).toEqual(Array.from(reference(v)));
+  });
 });
 
 // ---------------------------------------------------------------- run report

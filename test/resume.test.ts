@@ -1,6 +1,7 @@
 /**
- * A run killed with SIGKILL halfway and restarted with --only_do_unfinished gives the maps of an
- * uninterrupted run and does not back-project the finished tomograms again.
+ * A run killed with SIGKILL halfway (or while writing its maps) and restarted with
+ * --only_do_unfinished gives the maps of an uninterrupted run and does not back-project the
+ * finished tomograms again.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -48,6 +49,46 @@ describe('resume after SIGKILL', () => {
     expect(done).toBeGreaterThanOrEqual(1);
     expect(done).toBeLessThan(TOMOS);
     expect(resumed.stderr).toContain(`back-projected ${TOMOS - done} tomogram(s) in this run`);
+    for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_merged.mrc', 'weight_merged.mrc']) {
+      const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
+      expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
+    }
+  });
+
+  it('a run killed while writing its maps resumes without back-projecting again', async () => {
+    const clean = path.join(tmp, 'clean2');
+    expect(runCli([...ARGS, '--o', clean], data).status).toBe(0);
+    const out = path.join(tmp, 'killedLate');
+    const ckpt = path.join(out, 'temp', 'tomorecon_sums.ckpt');
+    // The checkpoint's JSON header lists the finished tomograms; the one after the last tomogram is
+    // written while the maps are made, and removed once they are all written.
+    const doneInCheckpoint = (): number => {
+      try {
+        const fd = fs.openSync(ckpt, 'r');
+        try {
+          const head = Buffer.alloc(4096);
+          const n = fs.readSync(fd, head, 0, head.length, 0);
+          const m = /"done":\[([\d,]*)\]/.exec(head.subarray(0, n).toString('latin1'));
+          return m ? m[1].split(',').filter(Boolean).length : 0;
+        } finally {
+          fs.closeSync(fd);
+        }
+      } catch {
+        return 0;
+      }
+    };
+    const child = spawn(process.execPath, [CLI, ...ARGS, '--o', out], { cwd: data, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    while (doneInCheckpoint() < TOMOS && child.exitCode === null) await new Promise((r) => setTimeout(r, 1));
+    child.kill('SIGKILL');
+    await exited;
+    expect(child.signalCode, 'the run must still have been finalising when killed').toBe('SIGKILL');
+
+    const resumed = runCli([...ARGS, '--o', out, '--only_do_unfinished'], data);
+    expect(resumed.status).toBe(0);
+    expect(resumed.stderr).toContain(`resuming: ${TOMOS} of ${TOMOS} tomograms already done`);
+    expect(resumed.stderr).toContain('back-projected 0 tomogram(s) in this run');
+    expect(fs.existsSync(ckpt)).toBe(false);
     for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_merged.mrc', 'weight_merged.mrc']) {
       const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
       expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);

@@ -24,6 +24,8 @@
  * 9.61 vs 8.73), no interpolation (first shell below) by up to 1.9 Å, last shell above by up to
  * 2.4 Å.
  */
+import { TomoError } from '../errors.js';
+import { readMrcHeader, readMrcSections, type MrcHeader } from '../formats/mrc.js';
 import { rfft3 } from '../recon/fft.js';
 
 type Volume = Float64Array | Float32Array;
@@ -37,14 +39,24 @@ function checkVolume(v: Volume, n: number, what: string): void {
 export function fsc(a: Volume, b: Volume, n: number): Float64Array {
   checkVolume(a, n, 'first map');
   checkVolume(b, n, 'second map');
-  const A = rfft3(a, n, n, n);
-  const B = rfft3(b, n, n, n);
+  return fscOfSpectra(rfft3(a, n, n, n), rfft3(b, n, n, n), n);
+}
+
+/** FSC per shell of two n³ maps given by their rfft3 spectra (interleaved complex, (n/2+1)·n·n). */
+export function fscOfSpectra(A: Float64Array, B: Float64Array, n: number): Float64Array {
   const nh = (n >> 1) + 1;
+  if (A.length !== 2 * nh * n * n || B.length !== A.length) {
+    throw new RangeError(`fsc: spectra of ${A.length} and ${B.length} values, expected 2·${nh}·${n}² = ${2 * nh * n * n}`);
+  }
   const shells = (n >> 1) + 1;
   const num = new Float64Array(shells);
   const da = new Float64Array(shells);
   const db = new Float64Array(shells);
   const half = n / 2; // frequency test: index i < n/2 is +i, else i − n (numerics.md §0.1)
+  // The shell depends on the integer |k|² only (at most 3·⌊n/2⌋²): tabulated, no root per voxel.
+  const h = n >> 1;
+  const shellOf = new Int32Array(3 * h * h + 1);
+  for (let q = 0; q < shellOf.length; q++) shellOf[q] = Math.round(Math.sqrt(q));
   for (let z = 0; z < n; z++) {
     const kz = z < half ? z : z - n;
     for (let y = 0; y < n; y++) {
@@ -52,7 +64,7 @@ export function fsc(a: Volume, b: Volume, n: number): Float64Array {
       const kyz = ky * ky + kz * kz;
       const row = 2 * (z * n + y) * nh;
       for (let x = 0; x < nh; x++) {
-        const shell = Math.round(Math.sqrt(x * x + kyz));
+        const shell = shellOf[x * x + kyz];
         if (shell >= shells) continue;
         // x = 0 and (for even n) x = n/2 are their own Friedel planes: count once; others twice.
         const w = x === 0 || 2 * x === n ? 1 : 2;
@@ -70,6 +82,82 @@ export function fsc(a: Volume, b: Volume, n: number): Float64Array {
     out[s] = d > 0 ? num[s] / d : 0;
   }
   return out;
+}
+
+// ---------------------------------------------------------------- map files
+
+/** A cubic map file and its rfft3 spectrum: half of an FSC, computable apart from the other half. */
+export interface MapSpectrum {
+  file: string;
+  header: MrcHeader;
+  spectrum: Float64Array;
+}
+
+/** The FSC of two map files, its 0.5 / 0.143 resolutions (Å; Infinity: below from the start). */
+export interface FscComparison {
+  fileA: string;
+  fileB: string;
+  n: number;
+  pixelSize: number;
+  curve: Float64Array;
+  fsc05: number;
+  fsc0143: number;
+  /** Whether the curve stays above the threshold up to Nyquist (the value is then 2·px). */
+  fsc05AtNyquist: boolean;
+  fsc0143AtNyquist: boolean;
+}
+
+/** A map the FSC can take: cubic and at least 4³. */
+export function checkFscMap(h: MrcHeader): void {
+  if (h.nx !== h.ny || h.nx !== h.nz) {
+    throw new TomoError(`${h.path}: the FSC needs a cubic map, this one is ${h.nx}×${h.ny}×${h.nz}`);
+  }
+  if (h.nx < 4) throw new TomoError(`${h.path}: map of ${h.nx}³ voxels is too small for an FSC`);
+}
+
+/** Two maps the FSC can compare: same size and pixel size (each checked by checkFscMap). */
+export function checkFscPair(ha: MrcHeader, hb: MrcHeader): void {
+  if (ha.nx !== hb.nx) {
+    throw new TomoError(`maps differ in size: ${ha.path} is ${ha.nx}³, ${hb.path} is ${hb.nx}³`);
+  }
+  const pa = ha.pixelSize[0];
+  const pb = hb.pixelSize[0];
+  if (Math.abs(pa - pb) > 1e-3 * Math.max(Math.abs(pa), Math.abs(pb))) {
+    throw new TomoError(`maps differ in pixel size: ${ha.path} has ${pa} Å, ${hb.path} has ${pb} Å`);
+  }
+}
+
+/**
+ * Reads a map for the FSC and transforms it (the expensive half of an FSC). `buffer(voxels)` may
+ * lend the float32 array the map is read into (it is free again on return).
+ */
+export function readMapSpectrum(file: string, buffer?: (voxels: number) => Float32Array): MapSpectrum {
+  const header = readMrcHeader(file);
+  checkFscMap(header);
+  const n = header.nx;
+  const data = readMrcSections(file, 0, n, header, buffer?.(n * n * n));
+  return { file, header, spectrum: rfft3(data, n, n, n) };
+}
+
+/** FSC and resolutions of two spectra from readMapSpectrum; the same numbers as fsc() of the maps. */
+export function compareSpectra(a: MapSpectrum, b: MapSpectrum): FscComparison {
+  checkFscPair(a.header, b.header);
+  const n = a.header.nx;
+  const pa = a.header.pixelSize[0];
+  // A header without a pixel size (0) gives resolutions in pixels·1 = "Å at 1 Å/px".
+  const px = pa > 0 ? pa : 1;
+  const curve = fscOfSpectra(a.spectrum, b.spectrum, n);
+  return {
+    fileA: a.file,
+    fileB: b.file,
+    n,
+    pixelSize: px,
+    curve,
+    fsc05: resolutionAt(curve, 0.5, n, px),
+    fsc0143: resolutionAt(curve, 0.143, n, px),
+    fsc05AtNyquist: crossingShell(curve, 0.5) === null,
+    fsc0143AtNyquist: crossingShell(curve, 0.143) === null,
+  };
 }
 
 /**

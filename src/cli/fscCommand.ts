@@ -3,24 +3,13 @@
  * src/analysis/fsc.ts), the FSC 0.5 and 0.143 resolutions and the real-space Pearson r.
  */
 import type { ArgumentsCamelCase, Argv } from 'yargs';
-import { crossingShell, fsc, pearson, resolutionAt } from '../analysis/fsc.js';
-import { TomoError } from '../errors.js';
+import { checkFscMap, checkFscPair, compareSpectra, pearson, type FscComparison, type MapSpectrum } from '../analysis/fsc.js';
+import { rfft3 } from '../recon/fft.js';
 import { readMrc } from '../formats/mrc.js';
 import type { CommandModule } from './commands.js';
 import { boolFlag } from './flags.js';
 
-export interface MapComparison {
-  fileA: string;
-  fileB: string;
-  n: number;
-  pixelSize: number;
-  curve: Float64Array;
-  /** Resolutions in Å (Infinity: below the threshold from the start). */
-  fsc05: number;
-  fsc0143: number;
-  /** Whether the curve stays above the threshold up to Nyquist (the value is then 2·px). */
-  fsc05AtNyquist: boolean;
-  fsc0143AtNyquist: boolean;
+export interface MapComparison extends FscComparison {
   pearson: number;
 }
 
@@ -28,38 +17,12 @@ export interface MapComparison {
 export function compareMapFiles(fileA: string, fileB: string): MapComparison {
   const a = readMrc(fileA);
   const b = readMrc(fileB);
-  const ha = a.header;
-  const hb = b.header;
-  for (const h of [ha, hb]) {
-    if (h.nx !== h.ny || h.nx !== h.nz) {
-      throw new TomoError(`${h.path}: the FSC needs a cubic map, this one is ${h.nx}×${h.ny}×${h.nz}`);
-    }
-    if (h.nx < 4) throw new TomoError(`${h.path}: map of ${h.nx}³ voxels is too small for an FSC`);
-  }
-  if (ha.nx !== hb.nx) {
-    throw new TomoError(`maps differ in size: ${fileA} is ${ha.nx}³, ${fileB} is ${hb.nx}³`);
-  }
-  const pa = ha.pixelSize[0];
-  const pb = hb.pixelSize[0];
-  if (Math.abs(pa - pb) > 1e-3 * Math.max(Math.abs(pa), Math.abs(pb))) {
-    throw new TomoError(`maps differ in pixel size: ${fileA} has ${pa} Å, ${fileB} has ${pb} Å`);
-  }
-  const n = ha.nx;
-  // A header without a pixel size (0) gives resolutions in pixels·1 = "Å at 1 Å/px".
-  const px = pa > 0 ? pa : 1;
-  const curve = fsc(a.data, b.data, n);
-  return {
-    fileA,
-    fileB,
-    n,
-    pixelSize: px,
-    curve,
-    fsc05: resolutionAt(curve, 0.5, n, px),
-    fsc0143: resolutionAt(curve, 0.143, n, px),
-    fsc05AtNyquist: crossingShell(curve, 0.5) === null,
-    fsc0143AtNyquist: crossingShell(curve, 0.143) === null,
-    pearson: pearson(a.data, b.data),
-  };
+  checkFscMap(a.header);
+  checkFscMap(b.header);
+  checkFscPair(a.header, b.header);
+  const n = a.header.nx;
+  const spectrum = (m: typeof a, file: string): MapSpectrum => ({ file, header: m.header, spectrum: rfft3(m.data, n, n, n) });
+  return { ...compareSpectra(spectrum(a, fileA), spectrum(b, fileB)), pearson: pearson(a.data, b.data) };
 }
 
 /** `FSC 0.143: 8.65 Å` (with a note when the curve never crosses). */

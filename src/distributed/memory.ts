@@ -8,7 +8,7 @@
  */
 import { TomoError } from '../errors.js';
 import { accumulatorBytes } from '../recon/backproject.js';
-import { finalisationTagBytes, finalisationThreads } from '../engine/local.js';
+import { finalisationBytes, finalisationIdleBytes, finalisationThreads } from '../engine/local.js';
 import { KernelWorkspace } from '../recon/particleKernel.js';
 
 const GiB = 1024 ** 3;
@@ -83,7 +83,8 @@ export interface CoordinatorMemoryPlan {
 
 /**
  * The coordinator holds the committed sums and the sums of the round being received (two
- * volume sets), then finalises as the local engine does (planMemory's finalisation terms).
+ * volume sets), then finalises as the local engine does (finalisationBytes), with a finalisation
+ * pool whose idle isolates are there from the start.
  */
 export function planCoordinatorMemory(
   s: number,
@@ -95,19 +96,22 @@ export function planCoordinatorMemory(
   window: number,
 ): CoordinatorMemoryPlan {
   const acc = accumulatorBytes(s);
+  const budget = memGB > 0 ? memGB * GiB : 0;
   const reduce = 2 * 2 * acc + reductionBytes(segmentDoubles, window);
-  const perTag = finalisationTagBytes(s);
   const symmetry = symmetric ? 6 * acc : 0;
-  if (memGB > 0) {
-    const budget = memGB * GiB;
-    const minimum = Math.max(reduce, 3 * acc + perTag, symmetry);
+  if (budget > 0) {
+    const minimum = Math.max(reduce, finalisationBytes(s, hasHalfSets, 0), symmetry);
     if (budget < minimum) {
       throw new TomoError(
         `--mem ${memGB} GB cannot hold the coordinator's sums for --b ${s} (committed and incoming, then finalisation): at least ${(minimum / GiB).toFixed(3)} GB is needed`,
       );
     }
   }
-  // The same finalisation as the local engine (in the main thread below box 160).
-  const finaliseThreads = finalisationThreads(s, hasHalfSets, j, memGB > 0 ? memGB * GiB : 0);
-  return { finaliseThreads, totalBytes: Math.max(reduce, 3 * acc + finaliseThreads * perTag, symmetry) };
+  // The pool's idle isolates are there while the rounds are received and during symmetrisation;
+  // a budget that holds none finalises in the main thread.
+  let finaliseThreads = finalisationThreads(s, hasHalfSets, j, budget);
+  if (budget > 0) finaliseThreads = Math.min(finaliseThreads, Math.floor((budget - Math.max(reduce, symmetry)) / finalisationIdleBytes(1)));
+  const idle = finalisationIdleBytes(finaliseThreads);
+  const finalise = finalisationBytes(s, hasHalfSets, finaliseThreads);
+  return { finaliseThreads, totalBytes: Math.max(reduce + idle, finalise, symmetric ? symmetry + idle : 0) };
 }

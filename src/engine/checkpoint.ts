@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Accumulator } from '../recon/backproject.js';
-import { readSumsFile, writeSumsFile } from './sumsFile.js';
+import { readSumsFile, writeSumsFile, writeSumsFileDeferred } from './sumsFile.js';
 import { ReconstructOptions } from './options.js';
 import { RunPlan } from './plan.js';
 
@@ -45,6 +45,11 @@ export function runFingerprint(o: ReconstructOptions, plan: RunPlan): string {
 
 export function writeCheckpoint(file: string, c: Checkpoint): void {
   writeSumsFile(file, MAGIC, { fingerprint: c.fingerprint, done: c.done }, c.halves);
+}
+
+/** writeCheckpoint whose fsync and rename happen in libuv's thread pool (the sums are free on return). */
+export function writeCheckpointDeferred(file: string, c: Checkpoint): Promise<void> {
+  return writeSumsFileDeferred(file, MAGIC, { fingerprint: c.fingerprint, done: c.done }, c.halves);
 }
 
 /** Null when there is no checkpoint; a TomoError when the file is damaged. */

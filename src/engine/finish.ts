@@ -6,11 +6,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TomoError } from '../errors.js';
 import { writeFileAtomic } from '../formats/atomicWrite.js';
+import type { FscComparison, MapSpectrum } from '../analysis/fsc.js';
 import { symmetryOps } from '../geometry/symmetry.js';
 import { Accumulator } from '../recon/backproject.js';
 import { writeRunReport } from '../report/runReport.js';
 import { ReconstructOptions } from './options.js';
 import { writeOutputs } from './outputs.js';
+import { collectGarbage } from './collectGarbage.js';
+import type { FinalisationPool } from './finalisePool.js';
 import { PhaseTimes } from './phases.js';
 import { RunPlan } from './plan.js';
 import { symmetriseHalves } from './symmetry.js';
@@ -25,10 +28,21 @@ export function prepareOutputDir(dir: string): void {
 }
 
 export interface FinishOptions {
-  /** Threads for symmetrisation (0 = the calling thread) and tags finalised at once. */
+  /** Threads for symmetrisation (0 = the calling thread). */
   symmetryThreads: number;
-  finaliseThreads: number;
+  /**
+   * Threads started at the beginning of the run (a FinalisationPool) that symmetrise and finalise
+   * the tags and compute the half-map FSC; null: all of it in the calling thread (and symmetrisation
+   * on threads of its own). The caller closes it.
+   */
+  pool: FinalisationPool | null;
   checkpointFile: string;
+  /**
+   * Writes the checkpoint of the final sums, called before finalisation consumes them and, with a
+   * pool, while a thread finalises the merged map; so that a run that fails while finalising
+   * resumes without back-projecting again, at no cost to the run's wall time.
+   */
+  saveSums?: () => void | Promise<void>;
   phases: PhaseTimes;
   log: (line: string) => void;
 }
@@ -42,15 +56,41 @@ export async function finishRun(
 ): Promise<number | null> {
   let resolution: number | null = null;
   if (!o.noRecon) {
+    // What the accumulation left behind (tilt-series buffer, threads' accumulators, a round's
+    // incoming sums) is freed before the finalisation allocates.
+    collectGarbage();
     const ops = symmetryOps(o.sym, o.nrHelicalAsu, o.helicalTwist, o.helicalRise, plan.outputPixelSize);
     if (ops.length > 0) f.log(`symmetrising with ${ops.length + 1} operators (${o.sym}${o.nrHelicalAsu > 1 ? `, ${o.nrHelicalAsu} helical units` : ''})`);
     const s = plan.kernel.s;
-    const symmetrised = await f.phases.timeAsync('symmetrisation', () => symmetriseHalves(halves, s, ops, f.symmetryThreads, plan.hasHalfSets));
+    // The checkpoint holds the sums as accumulated; symmetrisation leaves them as they are. Timed
+    // as 'checkpoints' although, with a pool, it overlaps the finalisation of the merged map.
+    const saveSums = f.saveSums && ((): void | Promise<void> => f.phases.time('checkpoints', f.saveSums!));
+    const symmetrised = await f.phases.timeAsync('symmetrisation', () => symmetriseHalves(halves, s, ops, f.symmetryThreads, plan.hasHalfSets, f.pool));
+    if (symmetrised !== halves) collectGarbage(); // the shared copies of the sums
     const finalise = { s, crop: o.crop, taper: o.taper, snr: o.snr, pixelSize: plan.outputPixelSize, outDir: o.o };
-    await f.phases.timeAsync('finalisation', () => writeOutputs(symmetrised, plan.hasHalfSets, finalise, f.finaliseThreads));
+    // The half-map FSC starts as soon as a half map is written, on a free pool thread: the first
+    // one's spectrum, then the other's with their FSC (the spectrum goes over, not copied).
+    let first: { tag: string; spectrum: Promise<MapSpectrum> } | null = null;
+    let halfMapFsc: Promise<FscComparison> | null = null;
+    const onWritten = (tag: string): void => {
+      const pool = f.pool;
+      if (!pool || (tag !== 'half1' && tag !== 'half2')) return;
+      const file = path.join(o.o, `${tag}.mrc`);
+      if (!first) {
+        first = { tag, spectrum: pool.spectrum(file) };
+        first.spectrum.catch(() => {}); // awaited through halfMapFsc; must not be unhandled before
+        return;
+      }
+      const other = first;
+      halfMapFsc = other.spectrum.then((sp) => pool.fsc(file, sp, other.tag === 'half1'));
+      halfMapFsc.catch(() => {});
+    };
+    await f.phases.timeAsync('finalisation', () => writeOutputs(symmetrised, plan.hasHalfSets, finalise, f.pool, { saveSums, onWritten }));
     // The maps are complete; the sums are no longer needed (with --no_recon they are kept to resume).
     fs.rmSync(f.checkpointFile, { force: true });
-    resolution = f.phases.time('report', () => writeRunReport(o.o)).resolution0143;
+    const pending = halfMapFsc as Promise<FscComparison> | null;
+    const half = pending ? await f.phases.timeAsync('report', () => pending) : undefined;
+    resolution = f.phases.time('report', () => writeRunReport(o.o, half)).resolution0143;
     if (resolution !== null) f.log(`half-map FSC 0.143: ${resolution.toFixed(2)} Å (fsc.json, fsc.star, report.png)`);
   }
   // Written last, so that a run that fails leaves the previous run's note.txt as it was.

@@ -27,22 +27,43 @@ const MiB = 1024 ** 2;
 const RUNTIME_BYTES = 80 * MiB;
 const RUNTIME_PER_THREAD_BYTES = 15 * MiB;
 
-/** Per tag being finalised: its sums (reused as the spectrum), the map V (8 B/voxel) and the
- * float32 weight and file buffers (4 + 4 B/voxel). */
-export function finalisationTagBytes(s: number): number {
-  return accumulatorBytes(s) + 16 * s * s * s;
+/** Idle threads of the finalisation pool (their isolates), held from the start of the run. */
+export function finalisationIdleBytes(threads: number): number {
+  return threads * RUNTIME_PER_THREAD_BYTES;
 }
 
 /**
- * Tags (half1, half2, merged) finalised at once: a finalisation thread is a fresh V8 isolate
- * (~0.1 s and ~30 MB to start); below box 160 one tag takes less than that (measured: 128³
- * finalises in 0.25 s), so the main thread does them. `budget` (bytes, ≤ 0 = none) is what the
- * summed halves, the merged pair and the tags being finalised may use.
+ * A thread of the finalisation pool: its isolate (measured: 10–11 MiB idle with its modules
+ * loaded; counted as any other thread's) and the float32 volume it writes files from.
+ */
+export function finalisationThreadBytes(s: number): number {
+  return finalisationIdleBytes(1) + 4 * s * s * s;
+}
+
+/**
+ * Finalisation and report with `threads` pool threads (0: all in the calling thread): the sums of
+ * half1, half2 and merged (each tag is finalised in place in its own sums); with half sets the
+ * two half-map spectra of the FSC (2·(s/2+1)·s² doubles each) that the report takes; the threads;
+ * one float32 volume in the calling thread (the merged map the report reads; without a pool, the
+ * files' buffer). The Node.js runtime is not included.
+ */
+export function finalisationBytes(s: number, hasHalfSets: boolean, threads: number): number {
+  const sh = (s >> 1) + 1;
+  const spectra = hasHalfSets ? 2 * 16 * sh * s * s : 0;
+  return 3 * accumulatorBytes(s) + spectra + threads * finalisationThreadBytes(s) + 4 * s * s * s;
+}
+
+/**
+ * Threads of the finalisation pool: one per tag (half1, half2, merged), up to --j. The pool starts
+ * with the run, so its threads' start-up (which used to cost more than it saved below box 160)
+ * is hidden behind the back-projection. `budget` (bytes, ≤ 0 = none) is what finalisationBytes
+ * may use; 0 when not even one thread fits (then the calling thread finalises, without a pool).
  */
 export function finalisationThreads(s: number, hasHalfSets: boolean, j: number, budget: number): number {
-  let threads = s >= 160 ? Math.min(j, hasHalfSets ? 3 : 1) : 1;
-  if (budget > 0) threads = Math.max(1, Math.min(threads, Math.floor((budget - 3 * accumulatorBytes(s)) / finalisationTagBytes(s))));
-  return threads;
+  const threads = Math.max(1, Math.min(j, hasHalfSets ? 3 : 1));
+  if (budget <= 0) return threads;
+  const fit = Math.floor((budget - finalisationBytes(s, hasHalfSets, 0)) / finalisationThreadBytes(s));
+  return Math.max(0, Math.min(threads, fit));
 }
 
 export interface MemoryPlan {
@@ -50,7 +71,7 @@ export interface MemoryPlan {
   perThreadBytes: number;
   sharedBytes: number;
   finaliseBytes: number;
-  /** Tags (half1, half2, merged) finalised at once, ≤ --j. */
+  /** Threads of the finalisation pool (≤ --j; 0: no pool, the calling thread finalises). */
   finaliseThreads: number;
   totalBytes: number;
 }
@@ -58,8 +79,8 @@ export interface MemoryPlan {
 /**
  * Every large buffer of a run, and the runtime: per thread up to two half-set accumulators plus
  * kernel scratch, the per-tomogram dose tables and its isolate; shared, the largest tilt stack and
- * its particle records, the running sums and the Node.js runtime; at the end, the summed halves,
- * the merged pair and per tag being finalised one s³ double volume plus the float32 file buffers.
+ * its particle records, the running sums, the Node.js runtime and the idle finalisation pool; at
+ * the end, the summed halves, the merged pair, the pool and the half-map spectra.
  */
 export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
   const { s, s0 } = plan.kernel;
@@ -73,12 +94,11 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
     maxRecords = Math.max(maxRecords, w.records.byteLength);
   }
   const perThreadBytes = 2 * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0) + maxTables + RUNTIME_PER_THREAD_BYTES;
-  const sharedBytes = maxStack + maxRecords + RUNTIME_BYTES;
-  const perTagBytes = finalisationTagBytes(s);
+  const budget = o.mem > 0 ? o.mem * GiB : 0;
+  let sharedBytes = maxStack + maxRecords + RUNTIME_BYTES;
   let threads = o.threads ?? Math.min(o.jOut * o.jIn, os.availableParallelism());
-  if (o.mem > 0) {
-    const budget = o.mem * GiB;
-    const minimum = Math.max(sharedBytes + perThreadBytes + 2 * accumulatorBytes(s), RUNTIME_BYTES + 3 * accumulatorBytes(s) + perTagBytes);
+  if (budget > 0) {
+    const minimum = Math.max(sharedBytes + perThreadBytes + 2 * accumulatorBytes(s), RUNTIME_BYTES + finalisationBytes(s, plan.hasHalfSets, 0));
     if (budget < minimum) {
       throw new TomoError(
         `--mem ${o.mem} GB cannot hold one accumulator set for --b ${s} and the largest tilt series: at least ${(minimum / GiB).toFixed(3)} GB is needed`,
@@ -87,17 +107,25 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
     const fit = Math.max(1, Math.floor((budget - sharedBytes - 2 * accumulatorBytes(s)) / perThreadBytes));
     if (threads > 0) threads = Math.min(threads, fit);
   }
-  const finaliseThreads = finalisationThreads(s, plan.hasHalfSets, o.j, o.mem > 0 ? o.mem * GiB - RUNTIME_BYTES : 0);
-  const finaliseBytes = RUNTIME_BYTES + 3 * accumulatorBytes(s) + finaliseThreads * perTagBytes;
-  // Symmetrisation holds the sums, shared copies of them and the symmetrised halves.
-  const symmetric = !/^[cC]1$/.test(o.sym) || o.nrHelicalAsu > 1;
-  const symmetryBytes = symmetric ? RUNTIME_BYTES + 6 * accumulatorBytes(s) : 0;
   // While accumulating, the main thread also holds the running sums of both halves.
-  const totalBytes = Math.max(
-    sharedBytes + Math.max(1, threads) * perThreadBytes + 2 * accumulatorBytes(s),
-    symmetryBytes,
-    finaliseBytes,
-  );
+  const accumulationBytes = sharedBytes + Math.max(1, threads) * perThreadBytes + 2 * accumulatorBytes(s);
+  // The pool gets what the accumulation threads leave: its isolates are alive (idle) from the start
+  // of the run. Without worker threads (o.threads = 0) or maps (--no_recon) there is none.
+  let finaliseThreads = 0;
+  if (o.threads !== 0 && !o.noRecon) {
+    finaliseThreads = finalisationThreads(s, plan.hasHalfSets, o.j, budget > 0 ? budget - RUNTIME_BYTES : 0);
+    if (budget > 0) finaliseThreads = Math.min(finaliseThreads, Math.floor((budget - accumulationBytes) / finalisationIdleBytes(1)));
+    sharedBytes += finalisationIdleBytes(finaliseThreads);
+  }
+  const finaliseBytes = RUNTIME_BYTES + finalisationBytes(s, plan.hasHalfSets, finaliseThreads);
+  // Symmetrisation holds the sums, shared copies of them and the symmetrised halves; it runs on
+  // the pool when that has min(--j, cores) threads, otherwise on one new isolate per --j thread.
+  const symmetric = !/^[cC]1$/.test(o.sym) || o.nrHelicalAsu > 1;
+  const freshSymmetryThreads = threads > 0 && finaliseThreads < Math.min(o.j, os.availableParallelism()) ? o.j : 0;
+  const symmetryBytes = symmetric
+    ? RUNTIME_BYTES + 6 * accumulatorBytes(s) + finalisationIdleBytes(finaliseThreads) + freshSymmetryThreads * RUNTIME_PER_THREAD_BYTES
+    : 0;
+  const totalBytes = Math.max(accumulationBytes + finalisationIdleBytes(finaliseThreads), symmetryBytes, finaliseBytes);
   return { threads, perThreadBytes, sharedBytes, finaliseBytes, finaliseThreads, totalBytes };
 }
 
@@ -112,8 +140,8 @@ export interface AccumulationState {
   halves: [Accumulator, Accumulator];
   /** Tomogram indices already in `halves`. */
   done: Set<number>;
-  /** Called after each tomogram's sums were added (checkpointing). */
-  onTomogramDone?: (index: number) => void;
+  /** Called after each tomogram's sums were added (checkpointing); the sums are not changed until it settles. */
+  onTomogramDone?: (index: number) => void | Promise<void>;
   phases: PhaseTimes;
 }
 
@@ -151,7 +179,7 @@ export async function accumulate(
         }
       });
       state.done.add(w.tomogram.index);
-      if (state.onTomogramDone) phases.time('checkpoints', () => state.onTomogramDone!(w.tomogram.index));
+      if (state.onTomogramDone) await phases.timeAsync('checkpoints', async () => state.onTomogramDone!(w.tomogram.index));
     }
   } finally {
     await engine.close();

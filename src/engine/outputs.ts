@@ -4,10 +4,9 @@
  * name and renamed, so an existing map is only ever replaced by a complete one.
  */
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { TomoError } from '../errors.js';
 import { writeMrc } from '../formats/mrc.js';
 import { Accumulator } from '../recon/backproject.js';
+import type { FinalisationPool } from './finalisePool.js';
 import { centreCrop, divideByWeight, griddingCorrect, taper, weightToCentredFull } from '../recon/finalise.js';
 
 export interface FinaliseOptions {
@@ -20,72 +19,125 @@ export interface FinaliseOptions {
 }
 
 /**
- * Reconstructs and writes one tag from its data and weight sums; `acc` is consumed (its data
- * array is reused as work space), so a tag needs only its sums plus one s³ volume.
+ * The float32 buffer of the files being written (and of the maps a pool thread reads back for the
+ * FSC), kept per thread: no garbage between tags.
  */
-export function writeTag(tag: string, acc: Accumulator, o: FinaliseOptions): void {
+let fileBuffer = new Float32Array(0);
+export function fileBufferFor(n: number): Float32Array {
+  if (fileBuffer.length < n) fileBuffer = new Float32Array(n);
+  return fileBuffer.subarray(0, n);
+}
+
+type WriteMrc = (...args: Parameters<typeof writeMrc>) => void;
+
+/** weight_<tag>.mrc: the weight in RELION's centred full layout (weight not modified). */
+export function writeWeightFile(tag: string, weight: Float64Array, o: FinaliseOptions, write: WriteMrc = writeMrc): void {
   const { s } = o;
-  const out = (name: string): string => path.join(o.outDir, name);
-  writeMrc(out(`weight_${tag}.mrc`), weightToCentredFull(acc.weight, s), s, s, s, o.pixelSize);
-  const V = griddingCorrect(acc.data, s, true);
-  writeMrc(out(`data_${tag}.mrc`), V, s, s, s, o.pixelSize);
-  const corrected = divideByWeight(V, acc.weight, s, o.snr, acc.data, V);
-  if (o.crop > 0 && o.crop < s) {
-    writeMrc(out(`${tag}_full.mrc`), corrected, s, s, s, o.pixelSize);
-    const { map, n } = centreCrop(corrected, s, o.crop);
-    taper(map, n, o.taper);
-    writeMrc(out(`${tag}.mrc`), map, n, n, n, o.pixelSize);
-    return;
-  }
-  taper(corrected, s, o.taper);
-  writeMrc(out(`${tag}.mrc`), corrected, s, s, s, o.pixelSize);
+  write(path.join(o.outDir, `weight_${tag}.mrc`), weightToCentredFull(weight, s, fileBufferFor(s * s * s)), s, s, s, o.pixelSize);
 }
 
 /**
+ * data_<tag>.mrc, <tag>.mrc (and <tag>_full.mrc when cropping) from the tag's sums; the data sums
+ * are consumed: every step runs in place in their array (which holds 2·(s/2+1)·s² ≥ s³ doubles),
+ * so a tag needs only its sums plus one float32 volume (each file's float32 values). The weight is
+ * only read.
+ */
+export function writeMaps(tag: string, acc: Accumulator, o: FinaliseOptions, write: WriteMrc = writeMrc): void {
+  const { s } = o;
+  const out = (name: string): string => path.join(o.outDir, name);
+  const f32 = fileBufferFor(s * s * s);
+  const V = griddingCorrect(acc.data, s, true);
+  write(out(`data_${tag}.mrc`), V, s, s, s, o.pixelSize, f32);
+  const corrected = divideByWeight(V, acc.weight, s, o.snr, acc.data, V);
+  if (o.crop > 0 && o.crop < s) {
+    write(out(`${tag}_full.mrc`), corrected, s, s, s, o.pixelSize, f32);
+    const { map, n } = centreCrop(corrected, s, o.crop, corrected);
+    taper(map, n, o.taper);
+    write(out(`${tag}.mrc`), map, n, n, n, o.pixelSize, f32);
+    return;
+  }
+  taper(corrected, s, o.taper);
+  write(out(`${tag}.mrc`), corrected, s, s, s, o.pixelSize, f32);
+}
+
+/** Every file of one tag; `acc.data` is consumed (writeMaps). */
+export function writeTag(tag: string, acc: Accumulator, o: FinaliseOptions, write: WriteMrc = writeMrc): void {
+  writeWeightFile(tag, acc.weight, o, write);
+  writeMaps(tag, acc, o, write);
+}
+
+export interface WriteOutputsOptions {
+  /**
+   * Writes the checkpoint of the summed halves (not symmetrised, as accumulated) before they are
+   * consumed (half1's and half2's finalisation uses their sums as work space). With a pool it runs
+   * while a thread finalises the merged map, off the critical path. It may leave the fsync and
+   * rename to a promise: the sums must be written when it returns; writeOutputs waits for the rest.
+   */
+  saveSums?: () => void | Promise<void>;
+  /** Called as each tag's files are all written (e.g. to start the FSC of the half maps). */
+  onWritten?: (tag: string) => void;
+}
+
+const isShared = (a: Float64Array): boolean => a.buffer instanceof SharedArrayBuffer;
+
+/**
  * Writes all tags. With half sets the merged sums are half1 + half2, and weight_merged is that
- * sum (RELION writes half 1's weight there, [Q1]; decisions.md fixes it). With threads > 1 the
- * tags are finalised concurrently in worker threads (the buffers are handed over, not copied).
+ * sum (RELION writes half 1's weight there, [Q1]; decisions.md fixes it).
+ *
+ * With a pool each tag is two jobs, its weight file and its maps (the long one), so that two
+ * threads share three tags evenly: one makes the merged maps while the other writes the weight
+ * files, then each makes the maps of a half set. Buffers are handed over, not copied: the merged
+ * weight is made in shared memory, which both of its jobs read; an ordinary half-set weight goes
+ * to its weight job and comes back for the maps. Merged comes first: it is the only tag that does
+ * not consume the sums, so the checkpoint is written meanwhile. Returns once every job has
+ * finished, even when one failed (no thread is then still writing).
  */
 export async function writeOutputs(
   halves: [Accumulator, Accumulator],
   hasHalfSets: boolean,
   o: FinaliseOptions,
-  threads: number,
+  pool: FinalisationPool | null,
+  w: WriteOutputsOptions = {},
 ): Promise<void> {
-  const jobs: [string, Accumulator][] = [];
-  if (hasHalfSets) {
-    const merged: Accumulator = { data: halves[0].data.slice(), weight: halves[0].weight.slice() };
-    for (let i = 0; i < merged.data.length; i++) merged.data[i] += halves[1].data[i];
-    for (let i = 0; i < merged.weight.length; i++) merged.weight[i] += halves[1].weight[i];
-    jobs.push(['half1', halves[0]], ['half2', halves[1]], ['merged', merged]);
-  } else {
-    jobs.push(['merged', halves[0]]);
-  }
-  if (threads <= 1 || jobs.length === 1) {
-    for (const [tag, acc] of jobs) writeTag(tag, acc, o);
+  const merged = hasHalfSets ? mergedSums(halves, pool !== null) : halves[0];
+  const tags: [string, Accumulator][] = hasHalfSets ? [['half1', halves[0]], ['half2', halves[1]]] : [];
+  if (!pool) {
+    await w.saveSums?.();
+    for (const [tag, acc] of [['merged', merged] as [string, Accumulator], ...tags]) {
+      writeTag(tag, acc, o);
+      w.onWritten?.(tag);
+    }
     return;
   }
-  const queue = [...jobs];
-  const runOne = async (): Promise<void> => {
-    for (let job = queue.shift(); job; job = queue.shift()) await writeTagInWorker(job[0], job[1], o);
+  const tasks: Promise<unknown>[] = [];
+  const finalise = (tag: string, acc: Accumulator): void => {
+    const weightJob = pool.weight(tag, acc.weight, o);
+    // A shared weight is read by both jobs at once; an ordinary one comes back from the first.
+    const maps = isShared(acc.weight)
+      ? pool.maps(tag, acc, o)
+      : weightJob.then((weight) => pool.maps(tag, { data: acc.data, weight }, o));
+    const written = Promise.all([weightJob, maps]).then(() => w.onWritten?.(tag));
+    tasks.push(weightJob, maps, written);
   };
-  await Promise.all(Array.from({ length: Math.min(threads, jobs.length) }, runOne));
+  if (hasHalfSets) finalise('merged', merged);
+  try {
+    const saved = w.saveSums?.();
+    if (saved) tasks.push(saved);
+    if (!hasHalfSets) finalise('merged', merged);
+    for (const [tag, acc] of tags) finalise(tag, acc);
+  } finally {
+    const failed = (await Promise.allSettled(tasks)).find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
 }
 
-function writeTagInWorker(tag: string, acc: Accumulator, options: FinaliseOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const w = new Worker(new URL('./finaliseWorker.js', import.meta.url), {
-      workerData: { tag, data: acc.data, weight: acc.weight, options },
-      // Ordinary buffers are handed over; shared ones (from symmetrisation) need no transfer.
-      transferList: [acc.data.buffer, acc.weight.buffer].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer),
-    });
-    w.once('message', (m: { ok: boolean; message?: string; tomo?: boolean; stack?: string }) => {
-      if (m.ok) resolve();
-      else reject(m.tomo ? new TomoError(m.message!) : Object.assign(new Error(m.message), { stack: m.stack }));
-    });
-    w.once('error', reject);
-    w.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`finalisation thread for ${tag} exited with code ${code}`));
-    });
-  });
+/** half1 + half2 in new arrays (the halves stay as they are); the weight in shared memory if asked. */
+function mergedSums(halves: [Accumulator, Accumulator], sharedWeight: boolean): Accumulator {
+  const [a, b] = halves;
+  const n = a.weight.length;
+  const data = new Float64Array(a.data.length);
+  const weight = new Float64Array(sharedWeight ? new SharedArrayBuffer(8 * n) : new ArrayBuffer(8 * n));
+  for (let i = 0; i < data.length; i++) data[i] = a.data[i] + b.data[i];
+  for (let i = 0; i < n; i++) weight[i] = a.weight[i] + b.weight[i];
+  return { data, weight };
 }

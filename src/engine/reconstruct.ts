@@ -5,8 +5,9 @@
 import path from 'node:path';
 import { TomoError } from '../errors.js';
 import { accumulate, planMemory, zeroHalves } from './local.js';
-import { checkpointPath, readCheckpoint, runFingerprint, writeCheckpoint } from './checkpoint.js';
+import { checkpointPath, readCheckpoint, runFingerprint, writeCheckpointDeferred } from './checkpoint.js';
 import { finishRun, prepareOutputDir } from './finish.js';
+import { FinalisationPool, worthWarmingUp } from './finalisePool.js';
 import { ReconstructOptions, validateOptions } from './options.js';
 import { planRun } from './plan.js';
 import { Progress } from './progress.js';
@@ -54,28 +55,51 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
       log(`resuming: ${done.size} of ${plan.work.length} tomograms already done`);
     }
   }
-  const progress = new Progress(plan.totalParticles, 'particles', o.progress ?? 'auto');
-  const result = await accumulate(plan, mem.threads, progress, {
-    halves,
-    done,
-    phases,
-    // No checkpoint after the last tomogram when the maps follow at once (a crash while writing
-    // them redoes one tomogram); with --no_recon the sums are the result, so they are written.
-    onTomogramDone: o.noBackup
-      ? undefined
-      : () => {
-          if (o.noRecon || done.size < plan.work.length) writeCheckpoint(ckptFile, { fingerprint, done: [...done], halves });
-        },
-  });
-  progress.finish();
-  log(`back-projected ${result.tomogramsProcessed} tomogram(s) in this run`);
-  await finishRun(o, plan, result.halves, {
-    symmetryThreads: mem.threads > 0 ? o.j : 0,
-    finaliseThreads: mem.threads > 0 ? mem.finaliseThreads : 0,
-    checkpointFile: ckptFile,
-    phases,
-    log,
-  });
+  // Started now, so that its threads start up while the tomograms are back-projected.
+  // Its kernels may warm up meanwhile (worthWarmingUp).
+  const warmUp = worthWarmingUp(plan.kernel.s, done.size < plan.work.length);
+  const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads, { warmUp }) : null;
+  try {
+    const progress = new Progress(plan.totalParticles, 'particles', o.progress ?? 'auto');
+    // Checkpoints are written when asked (the sums change with the next tomogram) and made durable
+    // (fsync, rename) in libuv's thread pool while the run goes on; each waits for the previous
+    // one to be in place, so that they land in order, and a failure fails the run at the next.
+    let saving: Promise<void> = Promise.resolve();
+    const saveSums = async (): Promise<void> => {
+      await saving;
+      saving = writeCheckpointDeferred(ckptFile, { fingerprint, done: [...done], halves });
+      saving.catch(() => {}); // awaited by the next checkpoint or below
+    };
+    const result = await accumulate(plan, mem.threads, progress, {
+      halves,
+      done,
+      phases,
+      // After the last tomogram the maps follow at once: that checkpoint is written by finishRun,
+      // while a thread finalises the merged map. With --no_recon the sums are the result.
+      onTomogramDone: o.noBackup
+        ? undefined
+        : async () => {
+            if (o.noRecon || done.size < plan.work.length) await saveSums();
+          },
+    });
+    await phases.timeAsync('checkpoints', () => saving);
+    progress.finish();
+    log(`back-projected ${result.tomogramsProcessed} tomogram(s) in this run`);
+    await finishRun(o, plan, result.halves, {
+      symmetryThreads: mem.threads > 0 ? o.j : 0,
+      pool,
+      checkpointFile: ckptFile,
+      // A resumed run that had nothing left to back-project has these sums on disk already. The
+      // previous checkpoint is in place (awaited above), so this one is written at once, as
+      // finishRun needs; its fsync and rename overlap the finalisation.
+      saveSums:
+        o.noBackup || result.tomogramsProcessed === 0 ? undefined : () => writeCheckpointDeferred(ckptFile, { fingerprint, done: [...done], halves }),
+      phases,
+      log,
+    });
+  } finally {
+    await pool?.close();
+  }
   log(`time per phase: ${phases}; peak memory (RSS) ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
   return {
     phases: phases.toJSON(),

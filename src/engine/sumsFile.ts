@@ -8,10 +8,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TomoError } from '../errors.js';
-import { writeFileAtomic } from '../formats/atomicWrite.js';
+import { writeFileAtomic, writeFileAtomicDeferred } from '../formats/atomicWrite.js';
 import { Accumulator } from '../recon/backproject.js';
 
-export function writeSumsFile(file: string, magic: string, meta: unknown, halves: [Accumulator, Accumulator]): void {
+function sumsFileChunks(file: string, magic: string, meta: unknown, halves: [Accumulator, Accumulator]): Uint8Array[] {
   const header = Buffer.from(JSON.stringify(meta), 'utf8');
   const head = Buffer.alloc(Math.ceil((16 + header.length) / 8) * 8);
   head.write(magic, 0, 'latin1');
@@ -24,7 +24,19 @@ export function writeSumsFile(file: string, magic: string, meta: unknown, halves
     chunks.push(len, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   }
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeFileAtomic(file, chunks);
+  return chunks;
+}
+
+export function writeSumsFile(file: string, magic: string, meta: unknown, halves: [Accumulator, Accumulator]): void {
+  writeFileAtomic(file, sumsFileChunks(file, magic, meta, halves));
+}
+
+/**
+ * writeSumsFile whose fsync and rename are left to libuv's thread pool: the sums are written (and
+ * free to be changed) when it returns; the promise settles once the file is in place.
+ */
+export function writeSumsFileDeferred(file: string, magic: string, meta: unknown, halves: [Accumulator, Accumulator]): Promise<void> {
+  return writeFileAtomicDeferred(file, sumsFileChunks(file, magic, meta, halves));
 }
 
 /** Null when there is no file; a TomoError when it is damaged, of another kind, or made for another box size. */

@@ -1,26 +1,12 @@
 /**
- * Worker thread for symmetrisation: computes its z-slabs of both half sets over shared memory.
+ * A fresh thread for symmetrisation (when the finalisation pool has fewer threads than would be
+ * used): computes its z-slabs of both half sets over shared memory.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { SymmetryOp } from '../geometry/symmetry.js';
-import { symmetriseSlab } from '../recon/symmetrise.js';
+import { runSymmetryWork, type SymmetryWork } from './symmetry.js';
 
-interface Job {
-  half: number;
-  z0: number;
-  z1: number;
-}
-const { s, ops, inputs, outputs, jobs } = workerData as {
-  s: number;
-  ops: SymmetryOp[];
-  inputs: { data: Float64Array; weight: Float64Array }[];
-  outputs: { data: Float64Array; weight: Float64Array }[];
-  jobs: Job[];
-};
 try {
-  for (const j of jobs) {
-    symmetriseSlab(inputs[j.half].data, inputs[j.half].weight, s, ops, outputs[j.half].data, outputs[j.half].weight, j.z0, j.z1);
-  }
+  runSymmetryWork(workerData as SymmetryWork);
   parentPort!.postMessage({ ok: true });
 } catch (e) {
   parentPort!.postMessage({ ok: false, message: (e as Error).message, stack: (e as Error).stack });

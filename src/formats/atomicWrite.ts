@@ -14,6 +14,55 @@ export function fsReason(e: unknown): string {
   return m ? `${m[2]} (${m[1]})` : msg;
 }
 
+/** A temporary file being written next to its target (same filesystem, so rename is atomic). */
+class TempFile {
+  readonly tmp: string;
+  fd: number | null = null;
+  private created = false;
+
+  constructor(readonly target: string) {
+    this.tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  /** Creates it ('x': never clobber a file we did not create) and writes every chunk. */
+  write(chunks: Uint8Array[]): void {
+    this.fd = fs.openSync(this.tmp, 'wx');
+    this.created = true;
+    // writeSync may write less than asked (and is limited to 2 GiB per call): loop.
+    const maxChunk = 1 << 30;
+    for (const bytes of chunks) {
+      let done = 0;
+      while (done < bytes.length) done += fs.writeSync(this.fd, bytes, done, Math.min(maxChunk, bytes.length - done));
+    }
+  }
+
+  /** After the fsync: closes it and puts it in place of the target. */
+  commit(): void {
+    fs.closeSync(this.fd!);
+    this.fd = null;
+    fs.renameSync(this.tmp, this.target);
+  }
+
+  /** Removes what was created and gives the error to report; the target is left untouched. */
+  fail(e: unknown): TomoError {
+    if (this.fd !== null) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        /* already failing; keep the first error */
+      }
+    }
+    if (this.created) {
+      try {
+        fs.unlinkSync(this.tmp);
+      } catch {
+        /* nothing more we can do */
+      }
+    }
+    return new TomoError(`cannot write ${this.target}: ${fsReason(e)}`);
+  }
+}
+
 /**
  * Writes `data` to `target` so that readers never see a partial file: the bytes go to a
  * temporary file in the same directory (same filesystem, so rename is atomic), are fsync'ed,
@@ -23,40 +72,41 @@ export function fsReason(e: unknown): string {
 export function writeFileAtomic(target: string, data: Uint8Array | string | Uint8Array[]): void {
   // Several chunks are written one after the other, so large outputs need no concatenated copy.
   const chunks = Array.isArray(data) ? data : [typeof data === 'string' ? Buffer.from(data, 'utf8') : data];
-  const dir = path.dirname(target);
-  const tmp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-  let fd: number | null = null;
-  let created = false;
+  const f = new TempFile(target);
   try {
-    fd = fs.openSync(tmp, 'wx'); // 'x': never clobber a file we did not create
-    created = true;
-    // writeSync may write less than asked (and is limited to 2 GiB per call): loop.
-    const maxChunk = 1 << 30;
-    for (const bytes of chunks) {
-      let done = 0;
-      while (done < bytes.length) {
-        done += fs.writeSync(fd, bytes, done, Math.min(maxChunk, bytes.length - done));
-      }
-    }
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, target);
+    f.write(chunks);
+    fs.fsyncSync(f.fd!);
+    f.commit();
   } catch (e) {
-    if (fd !== null) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        /* already failing; keep the first error */
-      }
-    }
-    if (created) {
-      try {
-        fs.unlinkSync(tmp);
-      } catch {
-        /* nothing more we can do */
-      }
-    }
-    throw new TomoError(`cannot write ${target}: ${fsReason(e)}`);
+    throw f.fail(e);
   }
+}
+
+/**
+ * writeFileAtomic whose fsync and rename happen later: the bytes are written before it returns (so
+ * the caller may reuse its buffers at once), the temporary file is fsync'ed in libuv's thread pool
+ * while the calling thread goes on computing, then renamed over the target when its callback runs.
+ * The promise settles once the target is in place (or the temporary file is removed and a
+ * TomoError given); until then the target still holds its previous content. A failure to create or
+ * write the file is thrown at once. A thread that writes
+ * several files this way (a finalisation thread) waits on the disk once instead of once per file.
+ */
+export function writeFileAtomicDeferred(target: string, data: Uint8Array[]): Promise<void> {
+  const f = new TempFile(target);
+  try {
+    f.write(data);
+  } catch (e) {
+    throw f.fail(e);
+  }
+  return new Promise((resolve, reject) => {
+    fs.fsync(f.fd!, (err) => {
+      try {
+        if (err) throw err;
+        f.commit();
+        resolve();
+      } catch (e) {
+        reject(f.fail(e));
+      }
+    });
+  });
 }

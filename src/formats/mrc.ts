@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { TomoError } from '../errors.js';
-import { writeFileAtomic, fsReason } from './atomicWrite.js';
+import { writeFileAtomic, writeFileAtomicDeferred, fsReason } from './atomicWrite.js';
 
 export interface MrcHeader {
   path: string;
@@ -266,47 +266,50 @@ function headerLabel(d = new Date()): string {
   );
 }
 
-/**
- * Mode-2 little-endian MRC bytes (header + data) in one allocation, header as RELION writes it:
- * mx..mz = nx..nz, cella = px * n, angles 90, axes 1 2 3, min/max/mean and sample std of the data.
- */
-export function encodeMrc(data: Float32Array | Float64Array, nx: number, ny: number, nz: number, pixelSize: number): Uint8Array {
-  const n = nx * ny * nz;
-  if (!(Number.isInteger(nx) && Number.isInteger(ny) && Number.isInteger(nz) && nx >= 1 && ny >= 1 && nz >= 1) || data.length !== n) {
-    throw new RangeError(`encodeMrc: ${data.length} values do not form a ${nx} x ${ny} x ${nz} volume`);
-  }
-  const bytes = new Uint8Array(HEADER_BYTES + 4 * n);
-  const dv = new DataView(bytes.buffer);
+interface VoxelStats {
+  min: number;
+  max: number;
+  mean: number;
+  /** Sample standard deviation (n − 1). */
+  rms: number;
+}
 
-  // Data first, so that the statistics describe exactly the float32 values written.
+/**
+ * Float32 values of `data` into `out` (which may be `data` itself) and their statistics, in one
+ * pass. The statistics describe exactly the float32 values written. Welford's update is
+ * numerically stable in one pass; its mean chain (a division per voxel) bounds the speed, and is
+ * kept as it is because the header values it gives are part of the byte-identical output.
+ */
+function toFloat32WithStats(data: Float32Array | Float64Array, out: Float32Array): VoxelStats {
+  const n = data.length;
   let min = Infinity;
   let max = -Infinity;
   let mean = 0;
-  let m2 = 0; // Welford: numerically stable single pass, in double
-  if (HOST_LE) {
-    const out = new Float32Array(bytes.buffer, HEADER_BYTES, n);
-    for (let i = 0; i < n; i++) {
-      out[i] = data[i];
-      const v = out[i];
-      if (v < min) min = v;
-      if (v > max) max = v;
-      const d = v - mean;
-      mean += d / (i + 1);
-      m2 += d * (v - mean);
-    }
-  } else {
-    for (let i = 0; i < n; i++) {
-      dv.setFloat32(HEADER_BYTES + 4 * i, data[i], true);
-      const v = dv.getFloat32(HEADER_BYTES + 4 * i, true);
-      if (v < min) min = v;
-      if (v > max) max = v;
-      const d = v - mean;
-      mean += d / (i + 1);
-      m2 += d * (v - mean);
-    }
+  let m2 = 0;
+  for (let i = 0; i < n; i++) {
+    out[i] = data[i];
+    const v = out[i];
+    if (v < min) min = v;
+    if (v > max) max = v;
+    const d = v - mean;
+    mean += d / (i + 1);
+    m2 += d * (v - mean);
   }
-  const rms = n > 1 ? Math.sqrt(m2 / (n - 1)) : 0;
+  return { min, max, mean, rms: n > 1 ? Math.sqrt(m2 / (n - 1)) : 0 };
+}
 
+function checkVolume(data: Float32Array | Float64Array, nx: number, ny: number, nz: number, what: string): void {
+  if (!(Number.isInteger(nx) && Number.isInteger(ny) && Number.isInteger(nz) && nx >= 1 && ny >= 1 && nz >= 1) || data.length !== nx * ny * nz) {
+    throw new RangeError(`${what}: ${data.length} values do not form a ${nx} x ${ny} x ${nz} volume`);
+  }
+}
+
+/**
+ * The 1024-byte header as RELION writes it: mx..mz = nx..nz, cella = px * n, angles 90, axes
+ * 1 2 3, min/max/mean and sample std of the data, written into `bytes` from offset 0.
+ */
+function writeHeader(bytes: Uint8Array, nx: number, ny: number, nz: number, pixelSize: number, st: VoxelStats): void {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   const setI = (off: number, v: number): void => dv.setInt32(off, v, true);
   const setF = (off: number, v: number): void => dv.setFloat32(off, v, true);
   [nx, ny, nz].forEach((v, k) => {
@@ -318,18 +321,73 @@ export function encodeMrc(data: Float32Array | Float64Array, nx: number, ny: num
   });
   setI(12, 2); // mode: float32
   // nxstart..nzstart (16-27), ispg (88), nsymbt (92), extra, origin (196-207): zero
-  setF(76, min);
-  setF(80, max);
-  setF(84, mean);
+  setF(76, st.min);
+  setF(80, st.max);
+  setF(84, st.mean);
   bytes.set([0x4d, 0x41, 0x50, 0x20, 0x44, 0x41, 0x00, 0x00], 208); // 'MAP ' + little-endian machine stamp
-  setF(216, rms);
+  setF(216, st.rms);
   setI(220, 1); // nlabl
   const label = headerLabel();
   for (let i = 0; i < label.length && i < 80; i++) bytes[224 + i] = label.charCodeAt(i) & 0x7f;
+}
+
+/** Mode-2 little-endian MRC bytes (header + data) in one allocation (see writeHeader). */
+export function encodeMrc(data: Float32Array | Float64Array, nx: number, ny: number, nz: number, pixelSize: number): Uint8Array {
+  checkVolume(data, nx, ny, nz, 'encodeMrc');
+  const n = data.length;
+  const bytes = new Uint8Array(HEADER_BYTES + 4 * n);
+  let st: VoxelStats;
+  if (HOST_LE) {
+    st = toFloat32WithStats(data, new Float32Array(bytes.buffer, HEADER_BYTES, n));
+  } else {
+    const f = new Float32Array(n);
+    st = toFloat32WithStats(data, f);
+    const dv = new DataView(bytes.buffer);
+    for (let i = 0; i < n; i++) dv.setFloat32(HEADER_BYTES + 4 * i, f[i], true);
+  }
+  writeHeader(bytes, nx, ny, nz, pixelSize, st);
   return bytes;
 }
 
-/** Writes a mode-2 MRC file atomically (existing files are replaced). */
-export function writeMrc(path: string, data: Float32Array | Float64Array, nx: number, ny: number, nz: number, pixelSize: number): void {
-  writeFileAtomic(path, encodeMrc(data, nx, ny, nz, pixelSize));
+/** What writeMrc and writeMrcDeferred take: the file, the volume (x fastest), its size and pixel size. */
+type MrcWriteArgs = [
+  path: string,
+  data: Float32Array | Float64Array,
+  nx: number,
+  ny: number,
+  nz: number,
+  pixelSize: number,
+  /** float32 buffer (≥ nx·ny·nz values) that float64 data is converted into; a new array when absent. */
+  scratch?: Float32Array,
+];
+
+/**
+ * The file's bytes as chunks (header, values) with the same bytes as encodeMrc but, on
+ * little-endian hosts, without a copy of the volume: float32 data is written from the array
+ * itself, float64 data is converted into the scratch buffer.
+ */
+function mrcFileChunks(...[, data, nx, ny, nz, pixelSize, scratch]: MrcWriteArgs): Uint8Array[] {
+  checkVolume(data, nx, ny, nz, 'writeMrc');
+  if (!HOST_LE) return [encodeMrc(data, nx, ny, nz, pixelSize)];
+  const n = data.length;
+  if (scratch && scratch.length < n) throw new RangeError(`writeMrc: scratch holds ${scratch.length} values, ${n} needed`);
+  const values = data instanceof Float32Array ? data : (scratch ?? new Float32Array(n)).subarray(0, n);
+  const st = toFloat32WithStats(data, values);
+  const header = new Uint8Array(HEADER_BYTES);
+  writeHeader(header, nx, ny, nz, pixelSize, st);
+  return [header, new Uint8Array(values.buffer, values.byteOffset, values.byteLength)];
+}
+
+/** Writes a mode-2 MRC file atomically (existing files are replaced), with encodeMrc's bytes. */
+export function writeMrc(...args: MrcWriteArgs): void {
+  writeFileAtomic(args[0], mrcFileChunks(...args));
+}
+
+/**
+ * writeMrc whose fsync and rename are left to libuv's thread pool (writeFileAtomicDeferred): the
+ * bytes are written and the scratch buffer free again when it returns; the promise settles once
+ * the file is in place.
+ */
+export function writeMrcDeferred(...args: MrcWriteArgs): Promise<void> {
+  return writeFileAtomicDeferred(args[0], mrcFileChunks(...args));
 }

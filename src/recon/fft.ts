@@ -475,9 +475,14 @@ export function complexPlan(n: number): ComplexFFT {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Rows transformed together by RealFFT (one batched Stockham over [n/2][rows]; ~32 KiB at n = 128). */
+const ROW_BATCH = 32;
+
 /**
  * 1-D real transforms of length n. Even n packs even/odd samples into one complex FFT of n/2 and
- * untangles the halves with a twiddle pass; odd n falls back to a full complex FFT.
+ * untangles the halves with a twiddle pass; odd n falls back to a full complex FFT. Consecutive
+ * rows go through one batched complex FFT (up to ROW_BATCH at a time): the same arithmetic per row
+ * as one at a time, with the stage loops running over the batch instead of a single element.
  */
 class RealFFT {
   readonly n: number;
@@ -493,8 +498,8 @@ class RealFFT {
     this.odd = n % 2 === 1;
     this.half = this.odd ? n : n / 2;
     this.plan = complexPlan(this.half);
-    this.a = new Float64Array(2 * this.half);
-    this.b = new Float64Array(2 * this.half);
+    this.a = new Float64Array(2 * this.half * ROW_BATCH);
+    this.b = new Float64Array(2 * this.half * ROW_BATCH);
     const M = n >> 1;
     this.tw = new Float64Array(2 * (M + 1));
     for (let k = 0; k <= M; k++) {
@@ -504,81 +509,150 @@ class RealFFT {
     }
   }
 
-  /** Real src[so .. so+n) -> complex dst[do_ .. do_ + 2*(floor(n/2)+1)). */
-  forward(src: Float64Array | Float32Array, so: number, dst: Float64Array, d0: number): void {
+  /**
+   * `count` rows: real src[so + r·n .. so + (r+1)·n) -> complex dst[d0 + 2r·nh ..), nh = floor(n/2)+1.
+   * Each batch reads all its rows before writing any output.
+   */
+  forward(src: Float64Array | Float32Array, so: number, dst: Float64Array, d0: number, count = 1): void {
+    const n = this.n;
+    const nh = (n >> 1) + 1;
+    for (let r0 = 0; r0 < count; r0 += ROW_BATCH) {
+      const B = Math.min(ROW_BATCH, count - r0);
+      this.forwardBatch(src, so + r0 * n, dst, d0 + 2 * r0 * nh, B);
+    }
+  }
+
+  /** Like forward, last batch first (rows in place when dst starts where src does). */
+  forwardReverse(src: Float64Array, so: number, dst: Float64Array, d0: number, count: number): void {
+    const n = this.n;
+    const nh = (n >> 1) + 1;
+    for (let end = count; end > 0; end -= ROW_BATCH) {
+      const r0 = Math.max(0, end - ROW_BATCH);
+      this.forwardBatch(src, so + r0 * n, dst, d0 + 2 * r0 * nh, end - r0);
+    }
+  }
+
+  private forwardBatch(src: Float64Array | Float32Array, so: number, dst: Float64Array, d0: number, B: number): void {
     const n = this.n;
     const a = this.a;
+    const nh = (n >> 1) + 1;
     if (this.odd) {
-      for (let j = 0; j < n; j++) {
-        a[2 * j] = src[so + j];
-        a[2 * j + 1] = 0;
+      for (let l = 0; l < B; l++) {
+        const row = so + l * n;
+        for (let j = 0; j < n; j++) {
+          a[2 * (j * B + l)] = src[row + j];
+          a[2 * (j * B + l) + 1] = 0;
+        }
       }
-      const r = this.plan.runBatch(a, this.b, 1, -1);
-      const nh = 2 * ((n >> 1) + 1);
-      for (let i = 0; i < nh; i++) dst[d0 + i] = r[i];
+      const r = this.plan.runBatch(a, this.b, B, -1);
+      for (let l = 0; l < B; l++) {
+        const out = d0 + 2 * l * nh;
+        for (let k = 0; k < nh; k++) {
+          dst[out + 2 * k] = r[2 * (k * B + l)];
+          dst[out + 2 * k + 1] = r[2 * (k * B + l) + 1];
+        }
+      }
       return;
     }
     const M = this.half;
-    for (let i = 0; i < n; i++) a[i] = src[so + i];
-    const z = this.plan.runBatch(a, this.b, 1, -1);
+    // a[j][l] = x_l[2j] + i·x_l[2j+1]
+    for (let l = 0; l < B; l++) {
+      const row = so + l * n;
+      for (let j = 0; j < M; j++) {
+        a[2 * (j * B + l)] = src[row + 2 * j];
+        a[2 * (j * B + l) + 1] = src[row + 2 * j + 1];
+      }
+    }
+    const z = this.plan.runBatch(a, this.b, B, -1);
     const tw = this.tw;
-    dst[d0] = z[0] + z[1];
-    dst[d0 + 1] = 0;
-    dst[d0 + 2 * M] = z[0] - z[1];
-    dst[d0 + 2 * M + 1] = 0;
-    for (let k = 1; k < M; k++) {
-      const zr = z[2 * k], zi = z[2 * k + 1];
-      const cr = z[2 * (M - k)], ci = -z[2 * (M - k) + 1];
-      // E = (Z_k + conj Z_{M-k})/2 transforms the even samples, O = (Z_k - conj Z_{M-k})/(2i) the odd ones.
-      const er = 0.5 * (zr + cr), ei = 0.5 * (zi + ci);
-      const or = 0.5 * (zi - ci), oi = -0.5 * (zr - cr);
-      const wr = tw[2 * k], wi = tw[2 * k + 1];
-      dst[d0 + 2 * k] = er + wr * or - wi * oi;
-      dst[d0 + 2 * k + 1] = ei + wr * oi + wi * or;
+    for (let l = 0; l < B; l++) {
+      const out = d0 + 2 * l * nh;
+      const z0r = z[2 * l], z0i = z[2 * l + 1];
+      dst[out] = z0r + z0i;
+      dst[out + 1] = 0;
+      dst[out + 2 * M] = z0r - z0i;
+      dst[out + 2 * M + 1] = 0;
+      for (let k = 1; k < M; k++) {
+        const zk = 2 * (k * B + l);
+        const zm = 2 * ((M - k) * B + l);
+        const zr = z[zk], zi = z[zk + 1];
+        const cr = z[zm], ci = -z[zm + 1];
+        // E = (Z_k + conj Z_{M-k})/2 transforms the even samples, O = (Z_k - conj Z_{M-k})/(2i) the odd ones.
+        const er = 0.5 * (zr + cr), ei = 0.5 * (zi + ci);
+        const or = 0.5 * (zi - ci), oi = -0.5 * (zr - cr);
+        const wr = tw[2 * k], wi = tw[2 * k + 1];
+        dst[out + 2 * k] = er + wr * or - wi * oi;
+        dst[out + 2 * k + 1] = ei + wr * oi + wi * or;
+      }
     }
   }
 
   /**
-   * Complex src (floor(n/2)+1 values) -> real dst, as Re of the inverse of the Hermitian extension:
-   * only the real parts of the DC and (even n) Nyquist terms contribute.
+   * `count` rows: complex src[s0 + 2r·nh ..) (floor(n/2)+1 values each) -> real dst[d0 + r·n ..),
+   * as Re of the inverse of the Hermitian extension: only the real parts of the DC and (even n)
+   * Nyquist terms contribute. Each batch reads all its rows before writing any output.
    */
-  inverse(src: Float64Array, s0: number, dst: Float64Array, d0: number): void {
+  inverse(src: Float64Array, s0: number, dst: Float64Array, d0: number, count = 1): void {
+    const n = this.n;
+    const nh = (n >> 1) + 1;
+    for (let r0 = 0; r0 < count; r0 += ROW_BATCH) {
+      const B = Math.min(ROW_BATCH, count - r0);
+      this.inverseBatch(src, s0 + 2 * r0 * nh, dst, d0 + r0 * n, B);
+    }
+  }
+
+  private inverseBatch(src: Float64Array, s0: number, dst: Float64Array, d0: number, B: number): void {
     const n = this.n;
     const a = this.a;
+    const nh = (n >> 1) + 1;
     if (this.odd) {
-      const nh = n >> 1;
-      a[0] = src[s0];
-      a[1] = 0;
-      for (let k = 1; k <= nh; k++) {
-        const re = src[s0 + 2 * k], im = src[s0 + 2 * k + 1];
-        a[2 * k] = re;
-        a[2 * k + 1] = im;
-        a[2 * (n - k)] = re;
-        a[2 * (n - k) + 1] = -im;
+      for (let l = 0; l < B; l++) {
+        const row = s0 + 2 * l * nh;
+        a[2 * l] = src[row];
+        a[2 * l + 1] = 0;
+        for (let k = 1; k < nh; k++) {
+          const re = src[row + 2 * k], im = src[row + 2 * k + 1];
+          a[2 * (k * B + l)] = re;
+          a[2 * (k * B + l) + 1] = im;
+          a[2 * ((n - k) * B + l)] = re;
+          a[2 * ((n - k) * B + l) + 1] = -im;
+        }
       }
-      const r = this.plan.runBatch(a, this.b, 1, 1);
-      for (let j = 0; j < n; j++) dst[d0 + j] = r[2 * j];
+      const r = this.plan.runBatch(a, this.b, B, 1);
+      for (let l = 0; l < B; l++) {
+        const out = d0 + l * n;
+        for (let j = 0; j < n; j++) dst[out + j] = r[2 * (j * B + l)];
+      }
       return;
     }
     const M = this.half;
     const tw = this.tw;
-    const x0 = src[s0], xm = src[s0 + 2 * M];
-    a[0] = x0 + xm;
-    a[1] = x0 - xm;
-    for (let k = 1; k < M; k++) {
-      const xr = src[s0 + 2 * k], xi = src[s0 + 2 * k + 1];
-      // X_{k+M} of the Hermitian extension is conj(X_{M-k}).
-      const yr = src[s0 + 2 * (M - k)], yi = -src[s0 + 2 * (M - k) + 1];
-      const sr = xr + yr, si = xi + yi;
-      const dr = xr - yr, di = xi - yi;
-      // D · W^{-k} (conjugate of the stored forward twiddle)
-      const wr = tw[2 * k], wi = -tw[2 * k + 1];
-      const pr = dr * wr - di * wi, pi = dr * wi + di * wr;
-      a[2 * k] = sr - pi;
-      a[2 * k + 1] = si + pr;
+    for (let l = 0; l < B; l++) {
+      const row = s0 + 2 * l * nh;
+      const x0 = src[row], xm = src[row + 2 * M];
+      a[2 * l] = x0 + xm;
+      a[2 * l + 1] = x0 - xm;
+      for (let k = 1; k < M; k++) {
+        const xr = src[row + 2 * k], xi = src[row + 2 * k + 1];
+        // X_{k+M} of the Hermitian extension is conj(X_{M-k}).
+        const yr = src[row + 2 * (M - k)], yi = -src[row + 2 * (M - k) + 1];
+        const sr = xr + yr, si = xi + yi;
+        const dr = xr - yr, di = xi - yi;
+        // D · W^{-k} (conjugate of the stored forward twiddle)
+        const wr = tw[2 * k], wi = -tw[2 * k + 1];
+        const pr = dr * wr - di * wi, pi = dr * wi + di * wr;
+        a[2 * (k * B + l)] = sr - pi;
+        a[2 * (k * B + l) + 1] = si + pr;
+      }
     }
-    const z = this.plan.runBatch(a, this.b, 1, 1);
-    for (let i = 0; i < n; i++) dst[d0 + i] = z[i];
+    const z = this.plan.runBatch(a, this.b, B, 1);
+    for (let l = 0; l < B; l++) {
+      const out = d0 + l * n;
+      for (let j = 0; j < M; j++) {
+        dst[out + 2 * j] = z[2 * (j * B + l)];
+        dst[out + 2 * j + 1] = z[2 * (j * B + l) + 1];
+      }
+    }
   }
 }
 
@@ -613,6 +687,17 @@ function axisPass(data: Float64Array, n: number, inner: number, outer: number, s
     blockB = new Float64Array(need);
   }
   const a = blockA, b = blockB;
+  if (chunk === inner) {
+    // Each o's lines already lie in the [n][batch] layout of runBatch, contiguous: transform them
+    // where they are (the same arithmetic, without the gather and scatter copies).
+    const len = 2 * n * inner;
+    for (let o = 0; o < outer; o++) {
+      const block = data.subarray(o * len, (o + 1) * len);
+      const r = plan.runBatch(block, b, inner, sign);
+      if (r !== block) block.set(r.subarray(0, len));
+    }
+    return;
+  }
   for (let o = 0; o < outer; o++) {
     for (let i0 = 0; i0 < inner; i0 += chunk) {
       const c = Math.min(chunk, inner - i0);
@@ -646,7 +731,10 @@ export function irfft2(input: Float64Array, w: number, h: number, out?: Float64A
   return irfft3(input, w, h, 1, out);
 }
 
-/** Same in 3-D: real w*h*d <-> interleaved complex (w/2+1)*h*d, x fastest then y then z. */
+/**
+ * Same in 3-D: real w*h*d <-> interleaved complex (w/2+1)*h*d, x fastest then y then z. The
+ * output may share the input's buffer from its start (in place; the buffer must hold the spectrum).
+ */
 export function rfft3(
   input: Float64Array | Float32Array, w: number, h: number, d: number, out?: Float64Array,
 ): Float64Array {
@@ -659,7 +747,10 @@ export function rfft3(
   checkSize(res, 2 * wh * h * d, 'rfft output');
   const rp = realPlan(w);
   const rows = h * d;
-  for (let r = 0; r < rows; r++) rp.forward(input, r * w, res, 2 * r * wh);
+  // Last rows first when `out` shares a Float64 `input`'s buffer from its start (in place): row
+  // r's output [2·wh·r, 2·wh·(r+1)) only covers input rows ≥ r, which are read already.
+  if (input instanceof Float64Array && input.buffer === res.buffer) rp.forwardReverse(input, 0, res, 0, rows);
+  else rp.forward(input, 0, res, 0, rows);
   axisPass(res, h, wh, d, -1);
   axisPass(res, d, wh * h, 1, -1);
   return res;
@@ -688,7 +779,10 @@ export function irfft3(input: Float64Array, w: number, h: number, d: number, out
   const work = destroyInput ? input : input.slice(0, 2 * wh * h * d);
   axisPass(work, d, wh * h, 1, 1);
   axisPass(work, h, wh, d, 1);
-  for (let r = 0; r < rows; r++) rp.inverse(work, 2 * r * wh, res, r * w);
+  // First row first: with destroyInput, `out` may share the input's buffer from its start (in
+  // place): row r's output [w·r, w·(r+1)) lies below input row r + 1 (w ≤ 2·wh), and each row is
+  // read whole before it is written.
+  rp.inverse(work, 0, res, 0, rows);
   return res;
 }
 

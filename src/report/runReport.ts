@@ -22,8 +22,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { crossingShell } from '../analysis/fsc.js';
-import { compareMapFiles, formatResolution, type MapComparison } from '../cli/fscCommand.js';
+import { compareSpectra, crossingShell, readMapSpectrum, type FscComparison } from '../analysis/fsc.js';
+import { formatResolution } from '../cli/fscCommand.js';
 import { TomoError } from '../errors.js';
 import { writeFileAtomic, fsReason } from '../formats/atomicWrite.js';
 import { readMrc, type MrcHeader } from '../formats/mrc.js';
@@ -147,10 +147,14 @@ export function centralSlices(data: Float32Array, nx: number, ny: number, nz: nu
  * coincide, between min and max; a constant image is mid-gray. Non-finite values are black.
  */
 export function toGray8(values: Float32Array, lowPct = 0.01, highPct = 0.99): Uint8Array {
-  const finite = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
+  // A typed numeric sort (no comparator calls); it orders −0 before 0, which changes no output.
+  let count = 0;
+  const finite = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) if (Number.isFinite(values[i])) finite[count++] = values[i];
+  finite.subarray(0, count).sort();
   const out = new Uint8Array(values.length);
-  if (finite.length === 0) return out;
-  const m = finite.length - 1;
+  if (count === 0) return out;
+  const m = count - 1;
   let lo = finite[Math.floor(lowPct * m)];
   let hi = finite[Math.ceil(highPct * m)];
   if (!(hi > lo)) {
@@ -179,7 +183,7 @@ interface FscSummary {
   atNyquist05: boolean;
 }
 
-function summarise(c: MapComparison): FscSummary {
+function summarise(c: FscComparison): FscSummary {
   return {
     n: c.n,
     pixelSize: c.pixelSize,
@@ -375,8 +379,10 @@ function removeStale(file: string): void {
  * Reads half1/half2/merged from outDir, writes fsc.json, fsc.star and report.png (atomically).
  * Whatever half1.mrc/half2.mrc/merged.mrc are (cropped or not) are used as they are.
  * Throws a TomoError if merged.mrc is missing or only one of the half maps exists.
+ * `halfMapFsc`: the FSC of half1.mrc and half2.mrc when the caller has it already (the
+ * finalisation pool computes it as soon as the half maps are written); computed here otherwise.
  */
-export function writeRunReport(outDir: string): RunReportResult {
+export function writeRunReport(outDir: string, halfMapFsc?: FscComparison): RunReportResult {
   const mergedPath = path.join(outDir, MERGED);
   const half1 = path.join(outDir, HALF1);
   const half2 = path.join(outDir, HALF2);
@@ -394,7 +400,7 @@ export function writeRunReport(outDir: string): RunReportResult {
   const starPath = path.join(outDir, 'fsc.star');
   let summary: FscSummary | null = null;
   if (has1) {
-    summary = summarise(compareMapFiles(half1, half2));
+    summary = summarise(halfMapFsc ?? compareSpectra(readMapSpectrum(half1), readMapSpectrum(half2)));
     writeFileAtomic(jsonPath, fscJsonText(summary, createdBy));
     writeStarFile(starPath, fscStarBlocks(summary, starPath));
   } else {
