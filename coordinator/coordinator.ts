@@ -24,6 +24,7 @@ import {
   distributedCheckpointPath,
   readDistributedCheckpoint,
   writeDistributedCheckpoint,
+  writeDistributedCheckpointDeferred,
 } from '../src/distributed/checkpoint.js';
 import { CoordinatorOptions, zmqEndpoint } from '../src/distributed/flags.js';
 import { ChunkLedger, CommittedRecord, Dispatch, SpeculationPolicy } from '../src/distributed/ledger.js';
@@ -157,6 +158,8 @@ export class Coordinator {
   private started0 = Date.now();
   private timer: NodeJS.Timeout | null = null;
   private serving = false;
+  /** Set up the finalisation threads and the round's sums; see distribute(). */
+  private beforeWork: (() => void) | null = null;
   private hbTimeoutMs: number;
   private segmentDoubles: number;
 
@@ -226,7 +229,6 @@ export class Coordinator {
     }
     this.epochs.push({ epoch: this.epoch, started: this.started });
     this.ledger = new ChunkLedger(this.chunks, this.epoch, before);
-    this.prepareRoundSums();
     this.log.info('run planned', {
       run: this.c.runId,
       epoch: this.epoch,
@@ -240,17 +242,23 @@ export class Coordinator {
     });
 
     const networked = !this.ledger.allCommitted();
-    // Started now, so that its threads start up while the workers back-project.
-    const pool = mem.finaliseThreads > 0 ? new FinalisationPool(mem.finaliseThreads, { warmUp: worthWarmingUp(s, networked) }) : null;
+    let pool: FinalisationPool | null = null;
+    // Once the first chunk is out: the finalisation threads start up, and the round's sums are
+    // paged in, while the workers back-project.
+    const beforeWork = (): void => {
+      if (!pool && mem.finaliseThreads > 0) pool = new FinalisationPool(mem.finaliseThreads, { warmUp: worthWarmingUp(s, networked) });
+      if (networked) this.prepareRoundSums();
+    };
     try {
       const tb = Date.now();
-      if (networked) await this.distribute();
+      if (networked) await this.distribute(beforeWork);
       else this.log.info('every chunk is committed already; finalising');
+      beforeWork();
       this.observePhase('backprojection', tb);
       // The last round's checkpoint (not written by finishRound) is written by finishRun, meanwhile.
       await this.finalise(t0, pool, ckptFile, networked && !o.noBackup);
     } finally {
-      await pool?.close();
+      await (pool as FinalisationPool | null)?.close();
       // NATS stays open through the finalisation, so workers asking are told the run is over.
       if (networked) await this.shutdown();
     }
@@ -267,7 +275,7 @@ export class Coordinator {
       symmetryThreads: o.j,
       pool,
       checkpointFile: ckptFile,
-      saveSums: saveSums ? () => writeDistributedCheckpoint(ckptFile, this.checkpointMeta(), this.committed) : undefined,
+      saveSums: saveSums ? () => writeDistributedCheckpointDeferred(ckptFile, this.checkpointMeta(), this.committed) : undefined,
       phases,
       log: (line: string) => this.log.info(line),
     });
@@ -279,7 +287,11 @@ export class Coordinator {
 
   // ------------------------------------------------------------------ distribution
 
-  private async distribute(): Promise<void> {
+  /**
+   * `whenServing` runs once the first chunk has been handed out (not before: on a shared node its
+   * threads would otherwise compete with the workers' joining and first chunks).
+   */
+  private async distribute(whenServing: () => void): Promise<void> {
     const done = new Promise<void>((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -314,6 +326,7 @@ export class Coordinator {
       endpoint: this.plane.endpoint,
       start: `tomorecon worker --nats ${this.c.nats} --run-id ${this.c.runId}`,
     });
+    this.beforeWork = whenServing;
     await done;
   }
 
@@ -748,6 +761,11 @@ export class Coordinator {
 
   private assigned(w: WorkerRec, d: Dispatch, ahead: boolean): Reply {
     const c = d.chunk;
+    const before = this.beforeWork;
+    if (before) {
+      this.beforeWork = null;
+      setImmediate(before); // after this reply has gone out
+    }
     this.log.info('chunk assigned', { chunk: c.id, worker: w.id, tomogram: c.tomoName, first: c.first, count: c.count, attempt: d.attempt, held: d.held, ...(ahead ? { ahead } : {}) });
     return this.chunkReply(d);
   }

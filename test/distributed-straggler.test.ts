@@ -25,6 +25,7 @@ import { CliProcess, LogLine, natsTestBed } from './helpers/nats.js';
 
 const policy: SpeculationPolicy = { factor: 2, minSamples: 3 };
 
+/** One tomogram (work index 0), which every worker in these tests holds (dispatch(w, [0])). */
 function clockedLedger(n: number): { L: ChunkLedger; clock: { t: number } } {
   const work = [{ tomogram: { index: 0, name: 'A' }, particleCount: n }];
   const clock = { t: 1_000_000 };
@@ -34,14 +35,14 @@ function clockedLedger(n: number): { L: ChunkLedger; clock: { t: number } } {
 describe('ledger: speculative copies', () => {
   it('takes a chunk time the worker measured over hand-out to completion (a chunk taken ahead waits behind another)', () => {
     const { L, clock } = clockedLedger(4);
-    const a = L.dispatch('w')!;
-    const ahead = L.dispatch('w')!;
+    const a = L.dispatch('w', [0])!;
+    const ahead = L.dispatch('w', [0])!;
     clock.t += 100;
     expect(L.completion('w', a.chunk.id, a.attempt, 100).ms).toBe(100);
     clock.t += 100;
     // Handed out 200 ms ago, computed in 100 ms: the queue wait does not count.
     expect(L.completion('w', ahead.chunk.id, ahead.attempt, 100).ms).toBe(100);
-    const b = L.dispatch('w')!;
+    const b = L.dispatch('w', [0])!;
     clock.t += 100;
     // Without a measurement (older workers), hand-out to completion.
     expect(L.completion('w', b.chunk.id, b.attempt).ms).toBe(100);
@@ -50,18 +51,18 @@ describe('ledger: speculative copies', () => {
 
   it('re-dispatches only when nothing is pending, after enough samples, past factor × median, oldest first, never to its own worker', () => {
     const { L, clock } = clockedLedger(6);
-    const d = [L.dispatch('fast1')!, L.dispatch('slow')!, L.dispatch('fast2')!];
+    const d = [L.dispatch('fast1', [0])!, L.dispatch('slow', [0])!, L.dispatch('fast2', [0])!];
     expect(L.speculate('fast1', policy)).toBeNull(); // no samples yet
     clock.t += 100;
     expect(L.completion('fast1', d[0].chunk.id, d[0].attempt).verdict).toBe('count');
     expect(L.completion('fast2', d[2].chunk.id, d[2].attempt).verdict).toBe('count');
-    const e = [L.dispatch('fast1')!, L.dispatch('fast2')!];
+    const e = [L.dispatch('fast1', [0])!, L.dispatch('fast2', [0])!];
     clock.t += 100;
     expect(L.completion('fast1', e[0].chunk.id, e[0].attempt).verdict).toBe('count');
     expect(L.medianChunkMs(3)).toBe(100);
     expect(L.speculate('fast1', policy)).toBeNull(); // a chunk is still pending
-    const last = L.dispatch('fast1')!;
-    expect(L.dispatch('fast3')).toBeNull();
+    const last = L.dispatch('fast1', [0])!;
+    expect(L.dispatch('fast3', [0])).toBeNull();
     // slow has run 200 ms = 2 × median: not yet past it.
     expect(L.speculate('fast1', policy)).toBeNull();
     expect(L.nextSpeculationIn('fast1', policy, 500)).toBe(0);
@@ -85,14 +86,14 @@ describe('ledger: speculative copies', () => {
   it('counts the first completion; the other copy is superseded and dropped when it finishes late or is cancelled', () => {
     const { L, clock } = clockedLedger(8);
     for (let i = 0; i < 3; i++) {
-      const x = L.dispatch('f')!;
+      const x = L.dispatch('f', [0])!;
       clock.t += 10;
       L.completion('f', x.chunk.id, x.attempt);
     }
-    const slow = L.dispatch('slow')!;
-    const other = L.dispatch('slow2')!;
-    expect(L.dispatch('x')).not.toBeNull(); // chunk 5 … drain the queue
-    while (L.dispatch('x')) {
+    const slow = L.dispatch('slow', [0])!;
+    const other = L.dispatch('slow2', [0])!;
+    expect(L.dispatch('x', [0])).not.toBeNull(); // chunk 5 … drain the queue
+    while (L.dispatch('x', [0])) {
       /* nothing pending after this */
     }
     clock.t += 1000;
@@ -128,13 +129,13 @@ describe('ledger: speculative copies', () => {
   it('keeps a chunk running on its second copy when the first runner is lost, and requeues it when both are', () => {
     const { L, clock } = clockedLedger(6);
     for (let i = 0; i < 3; i++) {
-      const x = L.dispatch('f')!;
+      const x = L.dispatch('f', [0])!;
       clock.t += 10;
       L.completion('f', x.chunk.id, x.attempt);
     }
-    const a = L.dispatch('slow')!;
-    const b = L.dispatch('slow')!;
-    const c = L.dispatch('g')!;
+    const a = L.dispatch('slow', [0])!;
+    const b = L.dispatch('slow', [0])!;
+    const c = L.dispatch('g', [0])!;
     clock.t += 1000;
     const sa = L.speculate('f', policy)!;
     expect(sa.chunk.id).toBe(a.chunk.id);
@@ -146,7 +147,7 @@ describe('ledger: speculative copies', () => {
     // A late completion from the fenced worker is dropped; f's copy still counts.
     expect(L.completion('slow', a.chunk.id, a.attempt).verdict).toBe('drop');
     expect(L.completion('f', a.chunk.id, sa.attempt).verdict).toBe('count');
-    expect(L.dispatch('f')!.chunk.id).toBe(b.chunk.id); // the requeued one
+    expect(L.dispatch('f', [0])!.chunk.id).toBe(b.chunk.id); // the requeued one
     // c: speculated to h, then both g and h lost: requeued once.
     const sc = L.speculate('h', policy)!;
     expect(sc.chunk.id).toBe(c.chunk.id);
@@ -158,12 +159,12 @@ describe('ledger: speculative copies', () => {
   it('requeues a chunk whose counted copy is lost before the commit, although a superseded copy still runs; that copy is then dropped', () => {
     const { L, clock } = clockedLedger(5);
     for (let i = 0; i < 3; i++) {
-      const x = L.dispatch('f')!;
+      const x = L.dispatch('f', [0])!;
       clock.t += 10;
       L.completion('f', x.chunk.id, x.attempt);
     }
-    const a = L.dispatch('slow')!;
-    L.dispatch('f');
+    const a = L.dispatch('slow', [0])!;
+    L.dispatch('f', [0]);
     clock.t += 1000;
     const sa = L.speculate('g', policy)!;
     expect(L.completion('g', a.chunk.id, sa.attempt).verdict).toBe('count');
@@ -171,7 +172,7 @@ describe('ledger: speculative copies', () => {
     expect(L.state(a.chunk.id)).toBe('pending');
     // The slow copy was superseded: it may not count, even though the chunk is wanted again.
     expect(L.completion('slow', a.chunk.id, a.attempt).verdict).toBe('drop');
-    const again = L.dispatch('slow')!;
+    const again = L.dispatch('slow', [0])!;
     expect(again.chunk.id).toBe(a.chunk.id);
     expect(L.completion('slow', a.chunk.id, again.attempt).verdict).toBe('count');
   });
@@ -179,13 +180,13 @@ describe('ledger: speculative copies', () => {
   it('never races a chunk handed out direct (summed straight into the accumulators)', () => {
     const { L, clock } = clockedLedger(5);
     for (let i = 0; i < 3; i++) {
-      const x = L.dispatch('f', [], false)!;
+      const x = L.dispatch('f', [0], false)!;
       expect(x.held).toBe(false);
       clock.t += 10;
       L.completion('f', x.chunk.id, x.attempt);
     }
-    const direct = L.dispatch('slow', [], false)!;
-    const held = L.dispatch('slow2', [], true)!;
+    const direct = L.dispatch('slow', [0], false)!;
+    const held = L.dispatch('slow2', [0], true)!;
     clock.t += 10_000;
     expect(L.nextSpeculationIn('f', policy, 500)).toBe(0);
     expect(L.speculate('f', policy)!.chunk.id).toBe(held.chunk.id);
@@ -196,11 +197,11 @@ describe('ledger: speculative copies', () => {
 
   it('treats a cancel that reached a running copy (stale) as the copy gone: requeued when it was the only one', () => {
     const { L } = clockedLedger(3);
-    const a = L.dispatch('w')!;
+    const a = L.dispatch('w', [0])!;
     L.cancelled('w', a.chunk.id, a.attempt);
     expect(L.state(a.chunk.id)).toBe('pending');
     expect(L.completion('w', a.chunk.id, a.attempt).verdict).toBe('drop');
-    expect(L.dispatch('w')!.chunk.id).toBe(a.chunk.id);
+    expect(L.dispatch('w', [0])!.chunk.id).toBe(a.chunk.id);
   });
 });
 

@@ -49,6 +49,25 @@ describe('ledger', () => {
     expect(L.assign('w2')!.tomoName).toBe('A'); // B exhausted
   });
 
+  it('leaves the last chunks of a tomogram to the workers on it rather than have another read its tilt series', () => {
+    const L = new ChunkLedger(chunks, 'e1');
+    for (let i = 0; i < 3; i++) expect(L.assign('w1')!.tomoName).toBe('A'); // 2 of A left
+    expect(L.assign('w2')!.tomoName).toBe('B');
+    expect(L.assign('w2')!.tomoName).toBe('B');
+    expect(L.assign('w2')!.tomoName).toBe('A'); // 2 left, one worker on A: worth it
+    // Now 1 left and two workers on A; a third worker is not sent to A.
+    expect(L.assign('w3')).toBeNull();
+    expect(L.assign('w1')!.tomoName).toBe('A');
+    // Once a worker on it is lost, its chunks go to whoever asks.
+    const again = new ChunkLedger(chunks, 'e1');
+    for (let i = 0; i < 4; i++) again.assign('w1', [0]);
+    expect(again.assign('w2', [])!.tomoName).toBe('B');
+    expect(again.assign('w2', [1])!.tomoName).toBe('B');
+    expect(again.assign('w2', [1])).toBeNull(); // A: 1 left, w1 on it
+    again.lose('w1');
+    expect(again.assign('w2', [1])!.tomoName).toBe('A');
+  });
+
   it('drops duplicate and stale completions, requeues a lost worker’s chunks, commits each chunk once', () => {
     const L = new ChunkLedger(chunks, 'e1');
     const a = L.assign('w1')!;

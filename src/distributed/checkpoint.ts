@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { Accumulator } from '../recon/backproject.js';
-import { readSumsFile, writeSumsFile } from '../engine/sumsFile.js';
+import { readSumsFile, writeSumsFile, writeSumsFileDeferred } from '../engine/sumsFile.js';
 import { CommittedRecord } from './ledger.js';
 
 const MAGIC = 'TRDIST01';
@@ -35,6 +35,11 @@ export function distributedCheckpointPath(outDir: string): string {
 
 export function writeDistributedCheckpoint(file: string, meta: DistributedCheckpointMeta, halves: [Accumulator, Accumulator]): void {
   writeSumsFile(file, MAGIC, meta, halves);
+}
+
+/** As writeDistributedCheckpoint, with the fsync and rename left to libuv's thread pool (see writeSumsFileDeferred). */
+export function writeDistributedCheckpointDeferred(file: string, meta: DistributedCheckpointMeta, halves: [Accumulator, Accumulator]): Promise<void> {
+  return writeSumsFileDeferred(file, MAGIC, meta, halves);
 }
 
 /** Null when there is none; a TomoError when it is damaged or made for another box size. */

@@ -225,7 +225,8 @@ export class ChunkLedger {
 
   /**
    * The next chunk for `worker`: first one of a tomogram it holds (the one it worked on last
-   * first), otherwise one of the tomogram with the fewest workers on it (most pending first).
+   * first), otherwise one of the tomogram with the fewest workers on it (most pending first),
+   * except a tomogram with no more chunks pending than workers on it.
    */
   assign(worker: string, holds: number[] = []): Chunk | null {
     return this.dispatch(worker, holds)?.chunk ?? null;
@@ -245,6 +246,9 @@ export class ChunkLedger {
       let best = -1;
       for (let w = 0; w < this.queues.length; w++) {
         if (this.queues[w].length === 0) continue;
+        // No more left than workers on that tomogram: they take them as they finish, sooner than
+        // this worker could read the tilt series for one of them.
+        if (this.queues[w].length <= (busy.get(w) ?? 0)) continue;
         if (
           best < 0 ||
           (busy.get(w) ?? 0) < (busy.get(best) ?? 0) ||
