@@ -406,7 +406,12 @@ export class WorkerProcess {
     }
     if (m.type === 'done') {
       const copy = this.advanceLane(lane, m.token);
-      if (!copy) throw new Error(`compute thread reported copy ${m.token}, which it was not given`);
+      if (!copy) {
+        // Cannot happen; reported to the coordinator as an internal error rather than thrown in a listener.
+        this.laneFailure = { chunk: m.chunk, message: `a compute thread reported copy ${m.token} of chunk ${m.chunk}, which it was not given`, userError: false };
+        this.wake();
+        return;
+      }
       if (copy.held) lane.holding = { ...copy, deferred: false };
       this.unreported.push({ ...copy, lane, tilts: m.tiltImages, ms: m.seconds * 1000 });
       this.chunksDone++;
