@@ -5,14 +5,15 @@
  * per segment, acknowledgements, window, chunk lists in the last segment's header), one process
  * per node on loopback. The default is the shape of the distributed bench run: worker B (leaf) →
  * worker A (root, adds B's sums to its own) → coordinator (adds them to its committed sums), one
- * box-128 volume set (both halves: 48.75 MiB) per round. Every round's sums and chunk lists are
- * checked exactly at the coordinator.
+ * box-128 volume set (both halves: 48.75 MiB) per round, of which, as in a run, only the sphere
+ * the back-projection writes travels (insertionRuns: 26 MiB; `--dense` sends all of it). Every
+ * round's sums and chunk lists are checked exactly at the coordinator.
  *
- *   node bench/transfer.js [--rounds 9] [--box 128] [--workers 2] [--segment-mb 1] [--window 2]
+ *   node bench/transfer.js [--rounds 9] [--box 128] [--workers 2] [--segment-mb 1] [--window 2] [--dense]
  *
  * Used by `npm run bench`. A node's time runs from the moment it is given the round to its last
- * acknowledgement (the coordinator's: to the round's sums being ready to commit); MB/s = volume-set
- * bytes / that time; cpu = CPU time of the process (all its threads) in that time.
+ * acknowledgement (the coordinator's: to the round's sums being ready to commit); MB/s = bytes
+ * moved / that time; cpu = CPU time of the process (all its threads) in that time.
  */
 import { fork } from 'node:child_process';
 import path from 'node:path';
@@ -32,7 +33,7 @@ function pattern(n, a, scale) {
 /** Child process: one node of the tree. */
 async function child() {
   const { DataPlane, sendSubtree, receiveSubtree, touchPages } = await dist('coordinator/net/dataPlane.js');
-  const { SetLayout } = await dist('src/distributed/tree.js');
+  const { SetLayout, insertionRuns } = await dist('src/distributed/tree.js');
   const { Logger } = await dist('src/distributed/log.js');
   let init;
   let plane;
@@ -44,20 +45,34 @@ async function child() {
     try {
       if (m.cmd === 'init') {
         init = m;
+        init.layout = new SetLayout(m.lengths, m.segmentDoubles, m.dense ? undefined : insertionRuns(m.box, m.lengths.length / 2));
+        // The pattern where the layout moves data (as sums are zero outside the sphere in a run).
+        const inside = (scale) => {
+          const full = m.lengths.map((n, a) => pattern(n, a, scale));
+          if (m.dense) return full;
+          const out = m.lengths.map((n) => new Float64Array(n));
+          for (let k = 0; k < init.layout.segments; k++) {
+            const seg = new Float64Array(init.layout.segmentLength(k));
+            init.layout.copyOut(full, k, seg);
+            init.layout.copyIn(out, k, seg);
+          }
+          return out;
+        };
         plane = new DataPlane(m.id, m.runId, new Logger(m.id));
         const endpoint = await plane.bind('tcp://127.0.0.1:*');
         if (m.role === 'worker') {
           // Small integers: every sum is exact, so the coordinator can check it bit for bit.
-          sources = [m.lengths.map((n, a) => pattern(n, a, m.scale))];
+          sources = [inside(m.scale)];
         } else {
           // As the coordinator prepares them (every page written before the first round).
           committed = m.lengths.map((n) => new Float64Array(n));
           next = m.lengths.map((n) => new Float64Array(n));
+          init.expected = inside(1);
           await touchPages([...committed, ...next]);
         }
         send({ ready: endpoint });
       } else if (m.cmd === 'round') {
-        const layout = new SetLayout(init.lengths, init.segmentDoubles);
+        const layout = init.layout;
         const t0 = process.hrtime.bigint();
         const cpu0 = process.cpuUsage();
         const pf0 = process.resourceUsage().minorPageFault;
@@ -79,7 +94,8 @@ async function child() {
           let bad = 0;
           for (let a = 0; a < committed.length; a++) {
             const s = committed[a];
-            for (let i = 0; i < s.length; i++) if (s[i] !== ((i + a) % 97) * m.expectScale * m.n) bad++;
+            const e = init.expected[a];
+            for (let i = 0; i < s.length; i++) if (s[i] !== e[i] * m.expectScale * m.n) bad++;
           }
           send({ seconds: Number(t1 - t0) / 1e9, receiveSeconds: Number(tReceived - t0) / 1e9, cpu: cpuT, faults: process.resourceUsage().minorPageFault - pf0, bytes: receiver.bytes, bad, contrib });
         } else {
@@ -103,14 +119,15 @@ async function child() {
  * Runs one warm-up round and then `rounds` rounds with `workers` worker processes (a binary tree
  * as the coordinator builds it) and a coordinator process; returns per-node medians.
  */
-export async function benchTransfer({ rounds = 9, box = 128, workers = 2, segmentMiB = 1, window = 2 } = {}) {
+export async function benchTransfer({ rounds = 9, box = 128, workers = 2, segmentMiB = 1, window = 2, dense = false } = {}) {
   const { accumulatorBytes } = await dist('src/recon/backproject.js');
-  const { binaryTree } = await dist('src/distributed/tree.js');
+  const { binaryTree, SetLayout, insertionRuns } = await dist('src/distributed/tree.js');
   const sh = box / 2 + 1;
   const lengths = [0, 1].flatMap(() => [2 * sh * box * box, sh * box * box]);
   const total = lengths.reduce((a, b) => a + b, 0);
   if (accumulatorBytes(box) * 2 !== total * 8) throw new Error('volume-set layout does not match accumulatorBytes');
   const segmentDoubles = Math.max(1024, Math.round((segmentMiB * 2 ** 20) / 8));
+  const moved = dense ? total : new SetLayout(lengths, segmentDoubles, insertionRuns(box, 2)).total;
   const ids = Array.from({ length: workers }, (_, i) => `worker-${String.fromCharCode(65 + i)}`);
   const tree = binaryTree(ids);
   const roleOf = (node) => (node.parent === null ? 'root' : node.children.length ? 'inner' : 'leaf');
@@ -143,7 +160,7 @@ export async function benchTransfer({ rounds = 9, box = 128, workers = 2, segmen
   const endpoints = {};
   // Worker i's sums are i + 1 times the pattern, so the coordinator expects workers·(workers+1)/2 times it.
   for (const [i, id] of ['coordinator', ...ids].entries()) {
-    const r = check(await ask(id, { cmd: 'init', role: id === 'coordinator' ? 'coordinator' : 'worker', id, runId: 'bench', lengths, segmentDoubles, window, scale: i }));
+    const r = check(await ask(id, { cmd: 'init', role: id === 'coordinator' ? 'coordinator' : 'worker', id, runId: 'bench', lengths, segmentDoubles, window, scale: i, box, dense }));
     endpoints[id] = r.ready;
   }
   const per = new Map(['coordinator', ...ids].map((id) => [id, { seconds: [], cpu: [], faults: [] }]));
@@ -174,16 +191,16 @@ export async function benchTransfer({ rounds = 9, box = 128, workers = 2, segmen
     }
   }
   for (const p of procs.values()) p.send({ cmd: 'exit' });
-  const bytes = total * 8;
+  const bytes = moved * 8;
   const nodes = [
     { id: 'coordinator', role: 'coordinator' },
     ...tree.map((node) => ({ id: node.worker, role: roleOf(node) })),
   ].map(({ id, role }) => {
     const x = per.get(id);
     const s = median(x.seconds);
-    return { id, role, medianS: s, MBps: bytes / s / 1e6, cpuMedianS: median(x.cpu), faultsMedian: median(x.faults), allS: x.seconds, firstRoundS: first[id] };
+    return { id, role, medianS: s, MBps: bytes / s / 1e6, volumeSetGBps: (total * 8) / s / 1e9, cpuMedianS: median(x.cpu), faultsMedian: median(x.faults), allS: x.seconds, firstRoundS: first[id] };
   });
-  return { box, bytes, workers, segmentBytes: segmentDoubles * 8, segments: Math.ceil(total / segmentDoubles), window, rounds, nodes };
+  return { box, volumeSetBytes: total * 8, bytes, dense, workers, segmentBytes: segmentDoubles * 8, segments: Math.ceil(moved / segmentDoubles), window, rounds, nodes };
 }
 
 if (process.argv.includes('--child')) {
@@ -200,6 +217,7 @@ if (process.argv.includes('--child')) {
     workers: flag('workers', 2),
     segmentMiB: flag('segment-mb', 1),
     window: flag('window', 2),
+    dense: args.includes('--dense'),
   });
   console.log(args.includes('--json') ? JSON.stringify(r) : report(r));
 }
@@ -208,11 +226,11 @@ if (process.argv.includes('--child')) {
 export function report(r) {
   const f = (s) => `${(s * 1000).toFixed(1)} ms`;
   const lines = [
-    `real protocol, ${r.workers} worker${r.workers > 1 ? 's' : ''} → coordinator, box ${r.box} (${(r.bytes / 2 ** 20).toFixed(2)} MiB, ${r.segments} × ${(r.segmentBytes / 2 ** 20).toFixed(2)} MiB segments, window ${r.window}); median of ${r.rounds} rounds:`,
+    `real protocol, ${r.workers} worker${r.workers > 1 ? 's' : ''} → coordinator, box ${r.box} (volume set ${(r.volumeSetBytes / 2 ** 20).toFixed(2)} MiB, ${r.dense ? 'all of it' : 'the insertion sphere'} moved: ${(r.bytes / 2 ** 20).toFixed(2)} MiB, ${r.segments} × ${(r.segmentBytes / 2 ** 20).toFixed(2)} MiB segments, window ${r.window}); median of ${r.rounds} rounds:`,
   ];
   for (const n of r.nodes) {
     lines.push(
-      `  ${`${n.role} ${n.id === 'coordinator' ? '' : n.id}`.padEnd(20)} ${f(n.medianS).padStart(9)} ${n.MBps.toFixed(0).padStart(6)} MB/s   cpu ${f(n.cpuMedianS).padStart(8)}  faults ${String(n.faultsMedian).padStart(6)}  first round ${f(n.firstRoundS)}`,
+      `  ${`${n.role} ${n.id === 'coordinator' ? '' : n.id}`.padEnd(20)} ${f(n.medianS).padStart(9)} ${n.MBps.toFixed(0).padStart(6)} MB/s moved (volume set ${(r.volumeSetBytes / n.medianS / 1e9).toFixed(2)} GB/s)   cpu ${f(n.cpuMedianS).padStart(8)}  faults ${String(n.faultsMedian).padStart(6)}  first round ${f(n.firstRoundS)}`,
     );
   }
   return lines.join('\n');

@@ -44,7 +44,7 @@ import {
   subjects,
   Subjects,
 } from '../src/distributed/messages.js';
-import { SetLayout, binaryTree, treeDepth } from '../src/distributed/tree.js';
+import { LayoutRuns, SetLayout, binaryTree, insertionRuns, treeDepth } from '../src/distributed/tree.js';
 import { connectNats } from './net/nats.js';
 import { AbortedError, DataPlane, RoundReceiver, receiveSubtree, touchPages } from './net/dataPlane.js';
 import { MetricsServer, serveMetrics } from './net/metricsServer.js';
@@ -158,6 +158,8 @@ export class Coordinator {
   private started0 = Date.now();
   private timer: NodeJS.Timeout | null = null;
   private serving = false;
+  /** The pieces of the volume set a round moves (insertionRuns), made at the first round. */
+  private insertion: LayoutRuns | null = null;
   /** Set up the finalisation threads and the round's sums; see distribute(). */
   private beforeWork: (() => void) | null = null;
   private hbTimeoutMs: number;
@@ -930,7 +932,10 @@ export class Coordinator {
       return;
     }
     const n = ++this.roundCounter;
-    const layout = new SetLayout(this.lengths, this.segmentDoubles);
+    const s = this.plan.kernel.s;
+    // Only the sphere the back-projection writes travels (the rest of the sums is zero everywhere).
+    this.insertion ??= insertionRuns(s, this.halves);
+    const layout = new SetLayout(this.lengths, this.segmentDoubles, this.insertion);
     const plans = new Map<string, ReducePlan>();
     for (const node of binaryTree(participants)) {
       plans.set(node.worker, {
@@ -941,6 +946,7 @@ export class Coordinator {
         children: node.children,
         lengths: this.lengths,
         segmentDoubles: this.segmentDoubles,
+        box: s,
       });
     }
     let chunks = 0;
@@ -962,7 +968,9 @@ export class Coordinator {
       depth: treeDepth(participants.length),
       chunks,
       segments: layout.segments,
-      volumeSetMiB: +((layout.total * 8) / MiB).toFixed(2),
+      volumeSetMiB: +((this.lengths.reduce((a, b) => a + b, 0) * 8) / MiB).toFixed(2),
+      // Only the insertion sphere travels (see insertionRuns).
+      movedMiB: +((layout.total * 8) / MiB).toFixed(2),
     });
     this.broadcast({ type: 'wake' });
     this.receiveRound(round).then(

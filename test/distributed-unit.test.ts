@@ -8,7 +8,11 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planChunks, defaultChunkSize } from '../src/distributed/chunks.js';
 import { ChunkLedger } from '../src/distributed/ledger.js';
-import { SetLayout, addSegment, binaryTree, treeDepth } from '../src/distributed/tree.js';
+import { SetLayout, addSegment, binaryTree, insertionRadius, insertionRuns, treeDepth } from '../src/distributed/tree.js';
+import { backprojectSlice, createAccumulator } from '../src/recon/backproject.js';
+import { eulerToMatrix } from '../src/geometry/matrix.js';
+import { rng } from './helpers/random.js';
+import { doseXRanges } from '../src/physics/dose.js';
 import { crc32, crc32Js } from '../src/distributed/checksum.js';
 import { planWorkerMemory } from '../src/distributed/memory.js';
 import { readDistributedCheckpoint, writeDistributedCheckpoint } from '../src/distributed/checkpoint.js';
@@ -152,6 +156,67 @@ describe('reduction tree and segments', () => {
     const flat = x.flatMap((a) => [...a]);
     const got = out.flatMap((a) => [...a]);
     expect(got).toEqual(flat.map((v, i) => v + 1000 * (Math.floor(i / 4) + 1) + (i % 4)));
+  });
+});
+
+describe('what a commit round moves', () => {
+  it('is the sphere the back-projection writes: packing it and unpacking it into zeros gives the sums back exactly, at about half the bytes', () => {
+    for (const s of [16, 17, 24]) {
+      const sh = (s >> 1) + 1;
+      const halves = [createAccumulator(s), createAccumulator(s)];
+      // A slice with non-zero data and weight everywhere, inserted at every orientation with the
+      // largest maxFreq the kernel ever uses: every voxel it can reach becomes non-zero.
+      const P = Float32Array.from({ length: 2 * sh * s }, (_, i) => 1 + (i % 5));
+      const Wt = Float32Array.from({ length: sh * s }, (_, i) => 1 + (i % 3));
+      // The kernel's maxFreq is the first row's dose-weighted x range: largest when every weight passes.
+      const maxFreq = doseXRanges(s, new Float32Array(sh * s).fill(1), 0.01, new Int32Array(s))[0];
+      expect(maxFreq).toBeLessThanOrEqual(insertionRadius(s));
+      const rnd = rng(s);
+      for (const acc of halves) {
+        for (let i = 0; i < 400; i++) backprojectSlice(acc, s, P, Wt, eulerToMatrix(360 * rnd(), 180 * rnd(), 360 * rnd()), maxFreq);
+      }
+      const arrays = halves.flatMap((h) => [h.data, h.weight]);
+      const layout = new SetLayout(
+        arrays.map((a) => a.length),
+        64,
+        insertionRuns(s, 2),
+      );
+      const out = arrays.map((a) => new Float64Array(a.length));
+      for (let k = 0; k < layout.segments; k++) {
+        const seg = new Float64Array(layout.segmentLength(k));
+        layout.copyOut(arrays, k, seg);
+        layout.copyIn(out, k, seg);
+      }
+      arrays.forEach((a, i) => expect(out[i], `box ${s}, array ${i}`).toEqual(a));
+      const all = arrays.reduce((n, a) => n + a.length, 0);
+      expect(layout.total / all).toBeLessThan(0.7);
+      // Not vacuous: the insertions reached the sphere's edge (a voxel at the end of a line's run).
+      const R = insertionRadius(s);
+      let edge = 0;
+      for (let z = 0; z < s; z++) {
+        for (let y = 0; y < s; y++) {
+          const zz = z < s / 2 ? z : z - s;
+          const yy = y < s / 2 ? y : y - s;
+          const rad = R * R - yy * yy - zz * zz;
+          if (rad < 0) continue;
+          const x = Math.min(sh - 1, Math.trunc(Math.sqrt(rad)));
+          if (halves[0].weight[(z * s + y) * sh + x] !== 0) edge++;
+        }
+      }
+      expect(edge).toBeGreaterThan(0);
+    }
+  });
+
+  it('is about half of the volume set at box 128', () => {
+    const sh = 65;
+    const lengths = [2 * sh * 128 * 128, sh * 128 * 128, 2 * sh * 128 * 128, sh * 128 * 128];
+    const f = new SetLayout(lengths, 131072, insertionRuns(128, 2)).total / lengths.reduce((a, b) => a + b);
+    expect(f).toBeGreaterThan(0.5);
+    expect(f).toBeLessThan(0.56);
+  });
+
+  it('rejects a piece outside its array', () => {
+    expect(() => new SetLayout([10], 4, { count: 1, a: Int32Array.of(0), from: Float64Array.of(8), len: Int32Array.of(3) })).toThrow(/outside array 0/);
   });
 });
 

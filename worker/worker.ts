@@ -28,7 +28,7 @@ import {
   subjects,
   Subjects,
 } from '../src/distributed/messages.js';
-import { SetLayout } from '../src/distributed/tree.js';
+import { LayoutRuns, SetLayout, insertionRuns } from '../src/distributed/tree.js';
 import { connectNats } from '../coordinator/net/nats.js';
 import { AbortedError, DataPlane, sendSubtree } from '../coordinator/net/dataPlane.js';
 import { MetricsServer, serveMetrics } from '../coordinator/net/metricsServer.js';
@@ -88,6 +88,8 @@ export class WorkerProcess {
   private info: RunInfo | null = null;
   private mem: WorkerMemoryPlan | null = null;
   private lanes: Lane[] = [];
+  /** The pieces of the volume set a round moves, for the box of the last round (see ReducePlan.box). */
+  private insertion: { box: number; runs: LayoutRuns } | null = null;
   /** Compute threads started at launch, not yet given to a lane. */
   private spareThreads: Thread[] = [];
   private seq = 0;
@@ -636,7 +638,8 @@ export class WorkerProcess {
 
   /** This node's part of the tree: own sums + children's, segment by segment, up to the parent. */
   private async reduce(plan: ReducePlan, signal: AbortSignal): Promise<number> {
-    const layout = new SetLayout(plan.lengths, plan.segmentDoubles);
+    if (plan.box !== undefined && this.insertion?.box !== plan.box) this.insertion = { box: plan.box, runs: insertionRuns(plan.box, plan.lengths.length / 2) };
+    const layout = new SetLayout(plan.lengths, plan.segmentDoubles, plan.box !== undefined ? this.insertion!.runs : undefined);
     const K = layout.segments;
     const plane = this.plane!;
     const receiver = plan.children.length > 0 ? plane.openRound(plan.epoch, plan.round, plan.children, layout) : null;

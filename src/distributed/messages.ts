@@ -72,6 +72,11 @@ export interface ReducePlan {
   children: string[];
   lengths: number[];
   segmentDoubles: number;
+  /**
+   * When set, only the voxels the back-projection can write for this box travel
+   * (insertionRuns(box, halves) in tree.ts: about half of the volume set); the rest is zero.
+   */
+  box?: number;
 }
 
 interface Base {
