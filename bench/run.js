@@ -318,7 +318,7 @@ if (results.distributed) {
   console.log(`  all three launched together:         ${d.wallMedianS.toFixed(2)} s (ratio ${d.ratio.toFixed(2)})`);
   console.log(`  workers up before, from coordinator: ${d.workersWaitingWallMedianS.toFixed(2)} s (ratio ${d.workersWaitingRatio.toFixed(2)})`);
   const ms = (k) => d.roundS[k].map((x) => (x * 1000).toFixed(0)).join(', ');
-  console.log(`  its commit round (48.75 MiB), median: root ${(d.roundMedianS.root * 1000).toFixed(0)} ms [${ms('root')}], leaf ${(d.roundMedianS.leaf * 1000).toFixed(0)} ms [${ms('leaf')}], coordinator ${(d.roundMedianS.coordinator * 1000).toFixed(0)} ms [${ms('coordinator')}]`);
+  console.log(`  its commit round (box-128 volume set, its insertion sphere moved), median: root ${(d.roundMedianS.root * 1000).toFixed(0)} ms [${ms('root')}], leaf ${(d.roundMedianS.leaf * 1000).toFixed(0)} ms [${ms('leaf')}], coordinator ${(d.roundMedianS.coordinator * 1000).toFixed(0)} ms [${ms('coordinator')}]`);
 }
 if (results.transfer) {
   const t = results.transfer;
