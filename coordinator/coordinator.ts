@@ -44,7 +44,7 @@ import {
   subjects,
   Subjects,
 } from '../src/distributed/messages.js';
-import { LayoutRuns, SetLayout, binaryTree, insertionRuns, treeDepth } from '../src/distributed/tree.js';
+import { LayoutRuns, SetLayout, binaryTree, insertionRuns, treeDepth, warmUpRoundKernels } from '../src/distributed/tree.js';
 import { connectNats } from './net/nats.js';
 import { AbortedError, DataPlane, RoundReceiver, receiveSubtree, touchPages } from './net/dataPlane.js';
 import { MetricsServer, serveMetrics } from './net/metricsServer.js';
@@ -249,7 +249,10 @@ export class Coordinator {
     // paged in, while the workers back-project.
     const beforeWork = (): void => {
       if (!pool && mem.finaliseThreads > 0) pool = new FinalisationPool(mem.finaliseThreads, { warmUp: worthWarmingUp(s, networked) });
-      if (networked) this.prepareRoundSums();
+      if (networked) {
+        this.prepareRoundSums();
+        warmUpRoundKernels();
+      }
     };
     try {
       const tb = Date.now();

@@ -28,7 +28,7 @@ import {
   subjects,
   Subjects,
 } from '../src/distributed/messages.js';
-import { LayoutRuns, SetLayout, insertionRuns } from '../src/distributed/tree.js';
+import { LayoutRuns, SetLayout, insertionRuns, warmUpRoundKernels } from '../src/distributed/tree.js';
 import { connectNats } from '../coordinator/net/nats.js';
 import { AbortedError, DataPlane, sendSubtree } from '../coordinator/net/dataPlane.js';
 import { MetricsServer, serveMetrics } from '../coordinator/net/metricsServer.js';
@@ -351,6 +351,7 @@ export class WorkerProcess {
     }
     // Started at launch but not allowed by the memory plan.
     for (const t of this.spareThreads.splice(0)) void t.terminate();
+    warmUpRoundKernels();
   }
 
   /**
