@@ -1,7 +1,8 @@
 /**
  * Distributed runner, acceptance: a coordinator and three workers (real processes, a real
  * nats-server on a free loopback port) reconstruct the V1/c1 and V1/crop conformance runs with
- * the same maps as the local engine; a worker with a wrong NATS credential is refused.
+ * the same maps as the local engine; so does one worker with two compute threads started before
+ * the coordinator; a worker with a wrong NATS credential is refused.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -81,6 +82,33 @@ describe.each(['c1', 'crop'])('coordinator + 3 workers, V1/%s', (name) => {
     const all = [coordinator, ...workers].map((p) => p.stderr).join('\n');
     expect(all).toContain('checksum mismatch on a received segment');
     expect(all).toContain('segment refused by the receiver');
+  });
+});
+
+describe('a worker with two compute threads, started before the coordinator', () => {
+  it('joins when the coordinator serves, takes chunks ahead, and gives the local engine maps', async () => {
+    const run = runs.V1.c1;
+    const args = run.args.split(/\s+/);
+    const local = path.join(tmp, 'local_threads');
+    const res = runCli(['reconstruct', ...args, '--o', local], V1);
+    expect(res.status, res.stderr).toBe(0);
+    const runId = `threads-${process.pid}`;
+    const worker = procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId, '--threads', '2'], tmp, { TOMORECON_LOG: 'debug' });
+    await worker.waitFor((w) => w.count('worker started') === 1, 20_000, 'the worker to start');
+    const out = path.join(tmp, 'dist_threads');
+    const coordinator = procs.cli(['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '1', ...args, '--o', out], V1);
+    expect((await coordinator.exit(90_000)).code, coordinator.stderr).toBe(0);
+    expect((await worker.exit(20_000)).code, worker.stderr).toBe(0);
+    const joined = worker.lines().find((l) => l.msg === 'joined the run')!;
+    expect(joined.fields!.threads).toBe(2);
+    // Woken by the coordinator's broadcast, not by its join back-off (≥ 100 ms).
+    const serving = Date.parse(coordinator.lines().find((l) => l.msg === 'waiting for workers')!.ts!);
+    expect(Date.parse(joined.ts!) - serving).toBeLessThan(100);
+    expect(coordinator.lines().filter((l) => l.msg === 'chunk assigned' && l.fields?.ahead === true).length).toBeGreaterThan(2);
+    for (const file of run.outputs) {
+      const r = pearson(readMrc(path.join(out, file)).data, readMrc(path.join(local, file)).data);
+      expect(r, `${file}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
+    }
   });
 });
 
