@@ -8,6 +8,7 @@ import { backprojectSlice, createAccumulator } from '../src/recon/backproject.js
 import { centreCrop, divideByWeight, griddingCorrect, radialAverage3D, taper, weightToCentredFull } from '../src/recon/finalise.js';
 import { invert3, mat3, mul3, rotationY, rotationZ, transpose3 } from '../src/geometry/matrix.js';
 import { rng } from './helpers/random.js';
+import { warmUpParticleKernel } from '../src/recon/warmUp.js';
 
 const wrap = (i: number, n: number): number => (i < n / 2 ? i : i - n);
 
@@ -363,5 +364,11 @@ describe('finalisation', () => {
       const ref = full[(((z + c) % s2) * s2 + ((y + c) % s2)) * s2 + ((x + c) % s2)];
       expect(H[(z * s2 + y) * s2 + x]).toBe(Math.fround(ref));
     }
+  });
+});
+
+describe('kernel warm-up', () => {
+  it('inserts every tilt image of its synthetic particles (so threads really compile the whole kernel)', () => {
+    expect(warmUpParticleKernel(4)).toBe(4 * 3);
   });
 });

@@ -24,6 +24,7 @@ import type { Chunk } from '../src/distributed/chunks.js';
 import { periodogramProfile, paintNoiseWeights } from '../src/physics/noise.js';
 import { Accumulator } from '../src/recon/backproject.js';
 import { KernelOptions, KernelWorkspace, TomogramTables, buildTomogramTables, processParticleFrame } from '../src/recon/particleKernel.js';
+import { warmUpParticleKernel } from '../src/recon/warmUp.js';
 
 export interface LaneInit {
   kernel: KernelOptions;
@@ -72,6 +73,8 @@ export type LaneReply =
   | { type: 'error'; chunk: number; message: string; userError: boolean; stack?: string };
 
 const port = parentPort!;
+// Compiled while the worker connects and waits to join (see warmUp.ts).
+warmUpParticleKernel();
 // Set by the 'init' message, which comes before any chunk.
 let init!: LaneInit;
 let kernel!: KernelOptions;

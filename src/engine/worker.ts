@@ -13,6 +13,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { isTomoError } from '../errors.js';
 import { Accumulator } from '../recon/backproject.js';
 import { KernelOptions, KernelWorkspace, TomogramGeometry, buildTomogramTables, processParticle } from '../recon/particleKernel.js';
+import { warmUpParticleKernel } from '../recon/warmUp.js';
 
 export interface TomogramMessage {
   type: 'tomogram';
@@ -37,6 +38,8 @@ export type WorkerReply =
   | { type: 'error'; message: string; tomo: boolean; stack?: string };
 
 const port = parentPort!;
+// Compiled while the main thread loads the first tilt series (see warmUp.ts).
+warmUpParticleKernel();
 const kernel = workerData.kernel as KernelOptions;
 const ws = new KernelWorkspace(kernel);
 const halves: (Accumulator | null)[] = [null, null];
