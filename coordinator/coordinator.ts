@@ -285,6 +285,7 @@ export class Coordinator {
       log: (line: string) => this.log.info(line),
     });
     for (const [name, seconds] of phases.seconds) this.metrics?.phaseDuration.observe({ phase: name }, seconds);
+    this.log.info('time per phase of the finalisation', Object.fromEntries([...phases.seconds].map(([k, v]) => [k, +v.toFixed(3)])));
     const seconds = (Date.now() - t0) / 1000;
     this.writeReport('finished', undefined, seconds);
     this.log.info('done', { particles: plan.totalParticles, chunks: this.chunks.length, seconds: +seconds.toFixed(2), maps: o.o });
