@@ -126,6 +126,8 @@ export class WorkerProcess {
   async run(): Promise<void> {
     if (os.endianness() !== 'LE') throw new TomoError('tomorecon workers need a little-endian host');
     this.spareThreads = Array.from({ length: this.o.threads }, () => this.spawnLaneThread());
+    // Before joining, not on the way from the join to the first chunk.
+    warmUpRoundKernels();
     try {
       this.nc = await connectNats(this.o.nats, this.o.auth, `tomorecon worker ${this.id}`, this.log);
     } catch (e) {
@@ -351,7 +353,6 @@ export class WorkerProcess {
     }
     // Started at launch but not allowed by the memory plan.
     for (const t of this.spareThreads.splice(0)) void t.terminate();
-    warmUpRoundKernels();
   }
 
   /**
