@@ -133,6 +133,9 @@ export class Coordinator {
   private readonly rejoinNotices = new Map<string, number>();
   private readonly outcomes = new Map<number, 'committed' | 'aborted'>();
   private phase: Phase = 'running';
+  /** --min-workers reached (see waitingForWorkers); and the joined count last logged while waiting. */
+  private gateOpen = false;
+  private gateLoggedAt = 0;
   private round: Round | null = null;
   private nc: NatsConnection | null = null;
   private plane: DataPlane | null = null;
@@ -712,6 +715,26 @@ export class Coordinator {
     return req.done.length ? { ...r, verdicts } : r;
   }
 
+  /**
+   * --min-workers: no chunk is handed out until that many workers have joined this coordinator
+   * (so that a short run is not finished by the first worker before the others start). Once
+   * open, the gate stays open: workers lost later do not stop the run.
+   */
+  private waitingForWorkers(): boolean {
+    if (this.gateOpen) return false;
+    const joined = this.workers.size;
+    if (joined >= this.c.minWorkers) {
+      this.gateOpen = true;
+      if (this.c.minWorkers > 1) this.log.info('enough workers joined; handing out chunks', { joined, minWorkers: this.c.minWorkers });
+      return false;
+    }
+    if (joined > this.gateLoggedAt) {
+      this.gateLoggedAt = joined;
+      this.log.info('waiting for workers before handing out chunks (--min-workers)', { joined, minWorkers: this.c.minWorkers });
+    }
+    return true;
+  }
+
   private validChunk(id: number): boolean {
     return Number.isInteger(id) && id >= 0 && id < this.ledger.size;
   }
@@ -732,6 +755,7 @@ export class Coordinator {
         return { type: 'reduce', plan };
       }
     }
+    if (this.phase === 'running' && this.waitingForWorkers()) return { type: 'wait', ms: 200 };
     if (req.idle <= 0) {
       // A chunk ahead (queued behind the thread's current one) only while more are pending than
       // there are compute threads, so the last chunks go to whichever thread is free first; and

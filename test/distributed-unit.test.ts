@@ -16,7 +16,7 @@ import { doseXRanges } from '../src/physics/dose.js';
 import { crc32, crc32Js } from '../src/distributed/checksum.js';
 import { planWorkerMemory } from '../src/distributed/memory.js';
 import { readDistributedCheckpoint, writeDistributedCheckpoint } from '../src/distributed/checkpoint.js';
-import { checkRunId, zmqEndpoint } from '../src/distributed/flags.js';
+import { checkRunId, coordinatorOptionsFromArgs, zmqEndpoint } from '../src/distributed/flags.js';
 import { decode, encode } from '../src/distributed/messages.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-distributed-unit-'));
@@ -285,5 +285,12 @@ describe('flags', () => {
     expect(zmqEndpoint('::1')).toBe('tcp://[::1]:*');
     expect(() => zmqEndpoint('a b')).toThrow(/--zmq-bind/);
     expect(() => checkRunId('a.b')).toThrow(/--run-id/);
+  });
+
+  it('--min-workers: default 1, a whole number ≥ 1 or one clear error', () => {
+    const opts = (extra: Record<string, unknown>) => coordinatorOptionsFromArgs({ nats: 'nats://127.0.0.1:4222', ...extra }, () => 'r');
+    expect(opts({}).minWorkers).toBe(1);
+    expect(opts({ 'min-workers': 4 }).minWorkers).toBe(4);
+    for (const bad of [0, -1, 1.5]) expect(() => opts({ 'min-workers': bad })).toThrow(`--min-workers ${bad} must be a whole number ≥ 1`);
   });
 });

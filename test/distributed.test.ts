@@ -34,17 +34,25 @@ describe.each(['c1', 'crop'])('coordinator + 3 workers, V1/%s', (name) => {
     const out = path.join(tmp, `dist_${name}`);
     const runId = `conf-${name}-${process.pid}`;
     const metrics = ['--metrics-port', '0'];
-    const coordinator = procs.cli(['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', ...metrics, ...args, '--o', out], V1);
+    // --min-workers 3: no chunk goes out before all three have joined (the test checks that all
+    // three take part).
+    const coordinator = procs.cli(['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', '--min-workers', '3', ...metrics, ...args, '--o', out], V1);
     // Workers run elsewhere (shared file system, absolute paths); each corrupts its first data
     // segment once, so the checksum and re-send path is exercised.
-    const workers = [0, 1, 2].map(() =>
-      // A short pause per chunk so that a worker that starts late still gets chunks (the test
-      // checks that all three take part).
+    const startWorker = () =>
+      // A short pause per chunk, so that the first worker cannot take every chunk before the
+      // others have asked.
       procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId, ...metrics], tmp, {
         TOMORECON_TEST_CORRUPT_SEGMENT: '0',
         TOMORECON_TEST_CHUNK_DELAY_MS: '100',
-      }),
-    );
+      });
+    const workers = [startWorker(), startWorker()];
+    // Two of three joined: the coordinator waits, and hands out nothing meanwhile.
+    await coordinator.waitFor((p) => p.count('worker joined') === 2, 30_000, 'two workers to join');
+    await coordinator.waitFor((p) => p.count('waiting for workers before handing out chunks (--min-workers)') > 0, 10_000, 'the wait to be logged');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(coordinator.count('chunk assigned')).toBe(0);
+    workers.push(startWorker());
     // Prometheus endpoints (loopback only by default).
     for (const [p, metric] of [[coordinator, /^tomorecon_chunks\{[^}]*state="pending"/m], [workers[0], /^tomorecon_worker_chunks_total\{/m]] as const) {
       await p.waitFor((x) => x.count('metrics served') === 1, 20_000, 'the metrics endpoint');
@@ -77,6 +85,12 @@ describe.each(['c1', 'crop'])('coordinator + 3 workers, V1/%s', (name) => {
     // Every worker took part, and a corrupted segment was detected and sent again.
     const ids = new Set(report.workers.filter((w: { chunksCommitted: number }) => w.chunksCommitted > 0).map((w: { id: string }) => w.id));
     expect(ids.size).toBe(3);
+    // No chunk went out before the third worker joined.
+    const lines = coordinator.lines();
+    const thirdJoin = lines.flatMap((l, i) => (l.msg === 'worker joined' ? [i] : []))[2] ?? -1;
+    const firstChunk = lines.findIndex((l) => l.msg === 'chunk assigned');
+    expect(thirdJoin).toBeGreaterThanOrEqual(0);
+    expect(firstChunk).toBeGreaterThan(thirdJoin);
     // Chunks were taken ahead (queued behind a running one), and the maps above include them.
     expect(coordinator.lines().filter((l) => l.msg === 'chunk assigned' && l.fields?.ahead === true).length).toBeGreaterThan(0);
     const all = [coordinator, ...workers].map((p) => p.stderr).join('\n');

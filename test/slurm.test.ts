@@ -2,7 +2,7 @@
  * A real single-node Slurm (Debian's slurmctld, slurmd and munge, configured here on free
  * loopback ports) runs slurm/tomorecon-array.sbatch on the V1 conformance set: task 0 starts
  * nats-server and the coordinator, tasks 1–2 are workers that find it through the rendezvous file.
- * The maps must equal the local engine's. Needs root (CI runs as root; .ci/run installs the
+ * The coordinator waits for both workers (--min-workers 2). The maps must equal the local engine's. Needs root (CI runs as root; .ci/run installs the
  * packages); elsewhere the test is skipped and says why.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -126,7 +126,9 @@ describe('Slurm job array', () => {
         '--mem=2000',
         `--chdir=${V1}`,
         `--output=${tmp}/job-%A_%a.log`,
-        `--export=ALL,TOMORECON=${CLI},TOMORECON_BIND=127.0.0.1,TOMORECON_NATS_PORT=${natsPort},TOMORECON_WAIT=120`,
+        // --min-workers 2: Slurm may start a worker task seconds after the others, and this run
+        // takes about a second; the coordinator waits so that both workers take part.
+        `--export=ALL,TOMORECON=${CLI},TOMORECON_BIND=127.0.0.1,TOMORECON_NATS_PORT=${natsPort},TOMORECON_WAIT=120,TOMORECON_COORDINATOR_EXTRA=--min-workers 2`,
         path.join(REPO, 'slurm/tomorecon-array.sbatch'),
         '--i', 'optimisation_set.star', '--b', '48', '--o', out,
       ],
@@ -153,6 +155,8 @@ describe('Slurm job array', () => {
       expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
     }
     // Both workers took part: each logs its end.
-    expect((logs.match(/run finished; exiting/g) ?? []).length).toBe(2);
+    expect((logs.match(/run finished; exiting/g) ?? []).length, logs).toBe(2);
+    // The rendezvous now says the run ended, so a worker task started late would exit at once.
+    expect(fs.readFileSync(path.join(out, '.tomorecon-rendezvous'), 'utf8')).toBe(`RUN_ID=tomorecon-${jobId}\nFINISHED=0\n`);
   }, 300_000);
 });

@@ -27,6 +27,11 @@ export const COORDINATOR_FLAGS: FlagSpec[] = [
   { name: 'run-id', kind: 'string', describe: 'Run id the workers are started with (letters, digits, - and _); default: a random one, printed at start' },
   { name: 'heartbeat-timeout', kind: 'number', describe: 'Seconds without a heartbeat after which a worker is declared lost; default 10' },
   { name: 'chunk-size', kind: 'number', describe: 'Particles per chunk (unit of work); default: total/256, between 1 and 64' },
+  {
+    name: 'min-workers',
+    kind: 'number',
+    describe: 'Hand out no chunk until this many workers have joined (the wait is logged; later joins and losses do not stop the run); default 1',
+  },
   { name: 'commit-interval', kind: 'number', describe: 'Seconds between commit rounds (reduction + checkpoint); default 300' },
   { name: 'zmq-bind', kind: 'string', describe: 'Interface (or tcp://host:port) the data-plane socket binds to; default 127.0.0.1' },
   { name: 'segment-mb', kind: 'number', describe: 'Size of the pieces volumes are reduced in, MiB; default 1' },
@@ -67,6 +72,8 @@ export interface CoordinatorOptions {
   heartbeatTimeoutS: number;
   /** 0 = automatic. */
   chunkSize: number;
+  /** Workers that must have joined before the first chunk is handed out. */
+  minWorkers: number;
   commitIntervalS: number;
   zmqBind: string;
   segmentMiB: number;
@@ -145,11 +152,14 @@ export function coordinatorOptionsFromArgs(args: Record<string, unknown>, random
   if (chunkSize !== 0 && !(Number.isInteger(chunkSize) && chunkSize >= 1)) {
     throw new TomoError(`--chunk-size ${chunkSize} must be a whole number ≥ 1`);
   }
+  const minWorkers = numberFlag(args, 'min-workers', 1);
+  if (!(Number.isInteger(minWorkers) && minWorkers >= 1)) throw new TomoError(`--min-workers ${minWorkers} must be a whole number ≥ 1`);
   return {
     nats: natsUrl(args),
     runId: checkRunId(stringFlag(args, 'run-id', '') || randomId()),
     heartbeatTimeoutS: positive(numberFlag(args, 'heartbeat-timeout', 10), '--heartbeat-timeout'),
     chunkSize,
+    minWorkers,
     commitIntervalS: positive(numberFlag(args, 'commit-interval', 300), '--commit-interval'),
     zmqBind: stringFlag(args, 'zmq-bind', '127.0.0.1'),
     segmentMiB: positive(numberFlag(args, 'segment-mb', 1), '--segment-mb'),
