@@ -33,7 +33,7 @@ const lengths = [5000, 2500, 5000, 2500];
 const pattern = (seed: number): Float64Array[] => lengths.map((n, a) => Float64Array.from({ length: n }, (_, i) => ((i * 7 + a * 3 + seed) % 101) - 50));
 
 describe('data plane', () => {
-  it('reduces a tree exactly with every child at most a window ahead, twice, without touching the sums', async () => {
+  it('reduces a tree exactly with every child at most a window ahead, twice (first onto zero sums), without touching the sums', async () => {
     const layout = new SetLayout(lengths, 1024);
     const window = 2;
     const ids = ['A', 'B', 'C'];
@@ -45,8 +45,9 @@ describe('data plane', () => {
     // themselves (one thread); C fills pooled buffers (two threads).
     const sources: Record<string, Float64Array[][]> = { A: [pattern(1), pattern(2)], B: [pattern(3)], C: [pattern(4), pattern(5)] };
     const copies = Object.fromEntries(ids.map((id) => [id, sources[id].map((l) => l.map((a) => a.slice()))]));
-    const committed = pattern(9);
-    const next = lengths.map((n) => new Float64Array(n));
+    // Round 1: nothing committed yet (null: zero, copied over whatever `next` holds); round 2 adds.
+    const committed = lengths.map((n) => new Float64Array(n));
+    const next = lengths.map((n) => new Float64Array(n).fill(Number.NaN));
     await touchPages([...committed, ...next]);
     for (const round of [1, 2]) {
       const signal = new AbortController().signal;
@@ -65,7 +66,7 @@ describe('data plane', () => {
           segmentDelayMs: n.parent === null ? 5 : 0,
         }),
       );
-      const contrib = await receiveSubtree(receiver, 'A', committed, next, signal);
+      const contrib = await receiveSubtree(receiver, 'A', round === 1 ? null : committed, next, signal);
       const bytes = await Promise.all(sent);
       expect(bytes).toEqual(ids.map(() => layout.total * 8));
       expect(contrib).toEqual({ A: [round * 10], B: [round * 10 + 1], C: [round * 10 + 2] });

@@ -31,6 +31,7 @@ import {
 import { LayoutRuns, SetLayout, insertionRuns, warmUpRoundKernels } from '../src/distributed/tree.js';
 import { connectNats } from '../coordinator/net/nats.js';
 import { AbortedError, DataPlane, sendSubtree } from '../coordinator/net/dataPlane.js';
+import { Wakeup } from '../src/distributed/wakeup.js';
 import { MetricsServer, serveMetrics } from '../coordinator/net/metricsServer.js';
 // Loaded only with --metrics-port: prom-client adds ~25 ms to every process start.
 import type { WorkerMetrics } from '../src/metrics/registry.js';
@@ -106,7 +107,7 @@ export class WorkerProcess {
   private rejoinReason = 'the coordinator restarted';
   private finished: { ok: boolean; message?: string } | null = null;
   private laneFailure: { chunk: number; message: string; userError: boolean } | null = null;
-  private wakeUp: (() => void) | null = null;
+  private readonly wakeup = new Wakeup();
   /** The coordinator had no chunk to give ahead; not asked again until a thread finishes one. */
   private aheadDeclined = false;
   private lastContact = Date.now();
@@ -218,23 +219,12 @@ export class WorkerProcess {
   }
 
   private wake(): void {
-    const w = this.wakeUp;
-    this.wakeUp = null;
-    w?.();
+    this.wakeup.wake();
   }
 
-  /** Sleeps up to ms, or until a lane finishes or a control message arrives. */
+  /** Sleeps up to ms, or until a lane finishes or a control message arrives (also one that came since the loop last looked). */
   private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.wakeUp = null;
-        resolve();
-      }, ms);
-      this.wakeUp = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
+    return this.wakeup.sleep(ms);
   }
 
   /** One request to the coordinator, retried (same sequence number) until it is answered. */
@@ -462,6 +452,8 @@ export class WorkerProcess {
 
   private async mainLoop(): Promise<Outcome> {
     for (;;) {
+      // Events from here on end the next pause; earlier ones are in the state read below.
+      this.wakeup.clear();
       if (this.fenced) {
         throw new TomoError(`declared lost by the coordinator (${this.fenced}); its uncommitted chunks are redone by other workers; exiting`);
       }

@@ -492,12 +492,14 @@ export async function sendSubtree(o: {
  * The coordinator's side of a round: `next` = `committed` + the root's sums, segment by segment
  * as they arrive (each is dropped once added, so ZeroMQ's receive buffers are recycled and the
  * addition overlaps the transfer). Committing the round is then swapping `next` in; aborting it,
- * ignoring `next`. Resolves with the chunk lists.
+ * ignoring `next`. Resolves with the chunk lists. `committed` null: the committed sums are zero
+ * (nothing committed yet), so the segments are copied and the committed arrays never read (their
+ * pages are never faulted in, which is most of the cost of a first pass over fresh memory).
  */
 export async function receiveSubtree(
   receiver: RoundReceiver,
   root: string,
-  committed: Float64Array[],
+  committed: Float64Array[] | null,
   next: Float64Array[],
   signal: AbortSignal,
 ): Promise<Record<string, number[]>> {
@@ -505,7 +507,8 @@ export async function receiveSubtree(
   const K = receiver.layout.segments;
   for (let k = 0; k < K; k++) {
     const seg = await receiver.take(root, k, signal);
-    receiver.layout.sumIn(next, committed, k, seg.data);
+    if (committed) receiver.layout.sumIn(next, committed, k, seg.data);
+    else receiver.layout.copyIn(next, k, seg.data);
     if (k === K - 1) contrib = seg.contrib ?? {};
   }
   return contrib;
