@@ -258,6 +258,8 @@ export class Coordinator {
       if (networked) {
         this.prepareRoundSums();
         warmUpRoundKernels();
+        // Not at the start of the first round (10 ms at box 128).
+        this.insertion ??= insertionRuns(s, this.halves);
       }
     };
     try {
