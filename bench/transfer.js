@@ -3,9 +3,9 @@
  * The commit round's partial-volume transfer with the real data-plane protocol (DataPlane,
  * sendSubtree and receiveSubtree from dist/, as the worker and the coordinator call them: CRC-32
  * per segment, acknowledgements, window, chunk lists in the last segment's header), one process
- * per node on loopback. The default is the shape of the distributed bench run: worker B (leaf) →
- * worker A (root, adds B's sums to its own) → coordinator (adds them to its committed sums), one
- * box-128 volume set (both halves: 48.75 MiB) per round, of which, as in a run, only the sphere
+ * per node on loopback. The default is the shape of the distributed bench run: workers A and B →
+ * coordinator (adds both to its committed sums; with more workers, the binary tree under the
+ * coordinator of binaryTree), one box-128 volume set (both halves: 48.75 MiB) per round, of which, as in a run, only the sphere
  * the back-projection writes travels (insertionRuns: 26 MiB; `--dense` sends all of it). Every
  * round's sums and chunk lists are checked exactly at the coordinator.
  *
@@ -84,7 +84,7 @@ async function child() {
         if (init.role === 'coordinator') {
           const receiver = plane.openRound(m.epoch, m.n, m.children, layout);
           send({ opened: true });
-          const contrib = await receiveSubtree(receiver, m.children[0], committed, next, signal);
+          const contrib = await receiveSubtree(receiver, m.children, committed, next, signal);
           const tReceived = process.hrtime.bigint();
           // As the coordinator commits a round: next (= committed + the round's sums) becomes committed.
           [committed, next] = [next, committed];
@@ -121,7 +121,7 @@ async function child() {
  */
 export async function benchTransfer({ rounds = 9, box = 128, workers = 2, segmentMiB = 1, window = 2, dense = false } = {}) {
   const { accumulatorBytes } = await dist('src/recon/backproject.js');
-  const { binaryTree, SetLayout, insertionRuns } = await dist('src/distributed/tree.js');
+  const { binaryTree, coordinatorChildren, SetLayout, insertionRuns } = await dist('src/distributed/tree.js');
   const sh = box / 2 + 1;
   const lengths = [0, 1].flatMap(() => [2 * sh * box * box, sh * box * box]);
   const total = lengths.reduce((a, b) => a + b, 0);
@@ -130,7 +130,7 @@ export async function benchTransfer({ rounds = 9, box = 128, workers = 2, segmen
   const moved = dense ? total : new SetLayout(lengths, segmentDoubles, insertionRuns(box, 2)).total;
   const ids = Array.from({ length: workers }, (_, i) => `worker-${String.fromCharCode(65 + i)}`);
   const tree = binaryTree(ids);
-  const roleOf = (node) => (node.parent === null ? 'root' : node.children.length ? 'inner' : 'leaf');
+  const roleOf = (node) => (node.children.length ? 'inner' : 'leaf');
   const procs = new Map();
   const pending = new Map();
   let failed = null;
@@ -166,7 +166,7 @@ export async function benchTransfer({ rounds = 9, box = 128, workers = 2, segmen
   const per = new Map(['coordinator', ...ids].map((id) => [id, { seconds: [], cpu: [], faults: [] }]));
   let first = null;
   for (let n = 1; n <= rounds + 1; n++) {
-    check(await ask('coordinator', { cmd: 'round', n, epoch: 'e', children: [ids[0]], expectScale: (workers * (workers + 1)) / 2 }));
+    check(await ask('coordinator', { cmd: 'round', n, epoch: 'e', children: coordinatorChildren(ids), expectScale: (workers * (workers + 1)) / 2 }));
     const coord = new Promise((resolve) => pending.set('coordinator', resolve));
     const results = await Promise.all(
       tree.map((node) => ask(node.worker, { cmd: 'round', n, epoch: 'e', parentEndpoint: endpoints[node.parent ?? 'coordinator'], children: node.children })),

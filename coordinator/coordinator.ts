@@ -44,7 +44,7 @@ import {
   subjects,
   Subjects,
 } from '../src/distributed/messages.js';
-import { LayoutRuns, SetLayout, binaryTree, insertionRuns, treeDepth, warmUpRoundKernels } from '../src/distributed/tree.js';
+import { LayoutRuns, SetLayout, binaryTree, coordinatorChildren, insertionRuns, treeDepth, warmUpRoundKernels } from '../src/distributed/tree.js';
 import { connectNats } from './net/nats.js';
 import { AbortedError, DataPlane, RoundReceiver, receiveSubtree, touchPages } from './net/dataPlane.js';
 import { MetricsServer, serveMetrics } from './net/metricsServer.js';
@@ -991,7 +991,7 @@ export class Coordinator {
       }
     }
     const abort = new AbortController();
-    const receiver = this.plane!.openRound(this.epoch, n, [participants[0]], layout);
+    const receiver = this.plane!.openRound(this.epoch, n, coordinatorChildren(participants), layout);
     const round: Round = { n, participants, plans, dispatched: new Set(), started: Date.now(), receiver, abort, layout, chunks, particles };
     this.round = round;
     this.phase = 'reducing';
@@ -1035,7 +1035,7 @@ export class Coordinator {
 
   private receiveRound(round: Round): Promise<Record<string, number[]>> {
     this.prepareRoundSums();
-    return receiveSubtree(round.receiver, round.participants[0], this.committedZero ? null : this.committedArrays(), this.roundArrays!, round.abort.signal);
+    return receiveSubtree(round.receiver, coordinatorChildren(round.participants), this.committedZero ? null : this.committedArrays(), this.roundArrays!, round.abort.signal);
   }
 
   private finishRound(round: Round, contrib: Record<string, number[]>): void {

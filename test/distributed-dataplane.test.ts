@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 import { DataPlane, receiveSubtree, sendSubtree, touchPages } from '../coordinator/net/dataPlane.js';
-import { SetLayout, binaryTree } from '../src/distributed/tree.js';
+import { SetLayout, binaryTree, coordinatorChildren } from '../src/distributed/tree.js';
 import { crc32 } from '../src/distributed/checksum.js';
 import { DataHeader, decode, encode } from '../src/distributed/messages.js';
 import { Logger } from '../src/distributed/log.js';
@@ -37,12 +37,12 @@ describe('data plane', () => {
     const layout = new SetLayout(lengths, 1024);
     const window = 2;
     const ids = ['A', 'B', 'C'];
-    const tree = binaryTree(ids); // A (root) ← B, C
+    const tree = binaryTree(ids); // coordinator ← A, B; A ← C
     const coordinator = await plane('coordinator');
     const nodes = new Map<string, DataPlane>();
     for (const id of ids) nodes.set(id, await plane(id));
-    // A sums two compute threads into its children's segments; B sends its accumulators
-    // themselves (one thread); C fills pooled buffers (two threads).
+    // A sums two compute threads into its child's segments; B sends its accumulators themselves
+    // (one thread); C fills pooled buffers (two threads); the coordinator adds A's and B's.
     const sources: Record<string, Float64Array[][]> = { A: [pattern(1), pattern(2)], B: [pattern(3)], C: [pattern(4), pattern(5)] };
     const copies = Object.fromEntries(ids.map((id) => [id, sources[id].map((l) => l.map((a) => a.slice()))]));
     // Round 1: nothing committed yet (null: zero, copied over whatever `next` holds); round 2 adds.
@@ -51,7 +51,7 @@ describe('data plane', () => {
     await touchPages([...committed, ...next]);
     for (const round of [1, 2]) {
       const signal = new AbortController().signal;
-      const receiver = coordinator.openRound('e', round, ['A'], layout);
+      const receiver = coordinator.openRound('e', round, coordinatorChildren(ids), layout);
       const receivers = new Map(tree.filter((n) => n.children.length).map((n) => [n.worker, nodes.get(n.worker)!.openRound('e', round, n.children, layout)]));
       const sent = tree.map((n) =>
         sendSubtree({
@@ -62,11 +62,11 @@ describe('data plane', () => {
           sender: nodes.get(n.worker)!.sender(n.parent ? nodes.get(n.parent)!.endpoint : coordinator.endpoint, 'e', round, layout.segments, window, 1024),
           own: { [n.worker]: [round * 10 + ids.indexOf(n.worker)] },
           signal,
-          // The root is slow: its children must wait for it instead of piling segments up there.
+          // The coordinator's children are slow: C must wait for A instead of piling segments up there.
           segmentDelayMs: n.parent === null ? 5 : 0,
         }),
       );
-      const contrib = await receiveSubtree(receiver, 'A', round === 1 ? null : committed, next, signal);
+      const contrib = await receiveSubtree(receiver, coordinatorChildren(ids), round === 1 ? null : committed, next, signal);
       const bytes = await Promise.all(sent);
       expect(bytes).toEqual(ids.map(() => layout.total * 8));
       expect(contrib).toEqual({ A: [round * 10], B: [round * 10 + 1], C: [round * 10 + 2] });

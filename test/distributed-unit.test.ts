@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planChunks, defaultChunkSize } from '../src/distributed/chunks.js';
 import { ChunkLedger } from '../src/distributed/ledger.js';
-import { SetLayout, addSegment, binaryTree, insertionRadius, insertionRuns, treeDepth } from '../src/distributed/tree.js';
+import { SetLayout, addSegment, binaryTree, coordinatorChildren, insertionRadius, insertionRuns, treeDepth } from '../src/distributed/tree.js';
 import { backprojectSlice, createAccumulator } from '../src/recon/backproject.js';
 import { eulerToMatrix } from '../src/geometry/matrix.js';
 import { rng } from './helpers/random.js';
@@ -109,16 +109,30 @@ describe('ledger', () => {
 });
 
 describe('reduction tree and segments', () => {
-  it('is a heap-ordered binary tree', () => {
-    const t = binaryTree(['a', 'b', 'c', 'd', 'e']);
+  it('is a heap-ordered binary tree under the coordinator', () => {
+    const t = binaryTree(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
     expect(t.map((n) => [n.worker, n.parent, n.children])).toEqual([
-      ['a', null, ['b', 'c']],
-      ['b', 'a', ['d', 'e']],
-      ['c', 'a', []],
-      ['d', 'b', []],
+      ['a', null, ['c', 'd']],
+      ['b', null, ['e', 'f']],
+      ['c', 'a', ['g']],
+      ['d', 'a', []],
       ['e', 'b', []],
+      ['f', 'b', []],
+      ['g', 'c', []],
     ]);
-    expect([1, 2, 3, 4, 7, 8].map(treeDepth)).toEqual([1, 2, 2, 3, 3, 4]);
+    expect(coordinatorChildren(['a', 'b', 'c'])).toEqual(['a', 'b']);
+    expect(coordinatorChildren(['a'])).toEqual(['a']);
+    // Every worker appears once as a child (of the coordinator or of a worker), and the depth
+    // counts the levels of workers.
+    for (let n = 1; n <= 40; n++) {
+      const ids = Array.from({ length: n }, (_, i) => `w${i}`);
+      const tree = binaryTree(ids);
+      const children = [...coordinatorChildren(ids), ...tree.flatMap((x) => x.children)];
+      expect(children.sort()).toEqual([...ids].sort());
+      const level = (i: number): number => (tree[i].parent === null ? 1 : 1 + level(ids.indexOf(tree[i].parent!)));
+      expect(Math.max(...ids.map((_, i) => level(i))), `n = ${n}`).toBe(treeDepth(n));
+    }
+    expect([1, 2, 3, 6, 7, 14, 15].map(treeDepth)).toEqual([1, 1, 2, 2, 3, 3, 4]);
   });
 
   it('cuts a set of arrays into segments that sum and reassemble exactly', () => {

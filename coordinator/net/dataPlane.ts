@@ -498,18 +498,25 @@ export async function sendSubtree(o: {
  */
 export async function receiveSubtree(
   receiver: RoundReceiver,
-  root: string,
+  children: string[],
   committed: Float64Array[] | null,
   next: Float64Array[],
   signal: AbortSignal,
 ): Promise<Record<string, number[]>> {
-  let contrib: Record<string, number[]> = {};
+  const contrib: Record<string, number[]> = {};
   const K = receiver.layout.segments;
   for (let k = 0; k < K; k++) {
-    const seg = await receiver.take(root, k, signal);
-    if (committed) receiver.layout.sumIn(next, committed, k, seg.data);
-    else receiver.layout.copyIn(next, k, seg.data);
-    if (k === K - 1) contrib = seg.contrib ?? {};
+    // The first child's segment, as received, takes the others' (as in sendSubtree).
+    let sum: Float64Array | null = null;
+    for (const child of children) {
+      const seg = await receiver.take(child, k, signal);
+      if (sum) addSegment(sum, seg.data);
+      else sum = seg.data;
+      if (k === K - 1) Object.assign(contrib, seg.contrib ?? {});
+    }
+    if (!sum) break;
+    if (committed) receiver.layout.sumIn(next, committed, k, sum);
+    else receiver.layout.copyIn(next, k, sum);
   }
   return contrib;
 }

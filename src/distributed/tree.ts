@@ -1,13 +1,16 @@
 /**
- * The reduction of a commit round (docs/distributed.md): participants form a binary tree in heap
- * order; worker 0 is the root and sends to the coordinator. A "volume set" (data and weight of
- * each half set, float64) is cut into segments of equal length; each node, segment by segment,
- * adds its children's segments to its own and passes the sum up, so the transfer is pipelined
- * and every node holds only a few segments besides its own accumulators.
+ * The reduction of a commit round (docs/distributed.md): the coordinator is the root of a binary
+ * tree of the participants in heap order: workers 0 and 1 send to the coordinator, worker i's
+ * children are 2i + 2 and 2i + 3. A "volume set" (data and weight of each half set, float64) is
+ * cut into segments of equal length; each node, segment by segment, adds its children's segments
+ * to its own and passes the sum up, so the transfer is pipelined and every node holds only a few
+ * segments besides its own accumulators. (The coordinator takes two children like any inner node:
+ * one level less than a tree whose root worker forwards everything, and, with two workers, no
+ * worker-to-worker hop at all.)
  */
 export interface TreeNode {
   worker: string;
-  /** Parent worker, or null for the root (which sends to the coordinator). */
+  /** Parent worker, or null for the coordinator's children. */
   parent: string | null;
   children: string[];
 }
@@ -15,14 +18,19 @@ export interface TreeNode {
 export function binaryTree(participants: string[]): TreeNode[] {
   return participants.map((worker, i) => ({
     worker,
-    parent: i === 0 ? null : participants[(i - 1) >> 1],
-    children: [2 * i + 1, 2 * i + 2].filter((c) => c < participants.length).map((c) => participants[c]),
+    parent: i < 2 ? null : participants[(i - 2) >> 1],
+    children: [2 * i + 2, 2 * i + 3].filter((c) => c < participants.length).map((c) => participants[c]),
   }));
 }
 
-/** Number of levels of the tree (1 for a single worker). */
+/** The workers that send to the coordinator. */
+export function coordinatorChildren(participants: string[]): string[] {
+  return participants.slice(0, 2);
+}
+
+/** Number of levels of workers in the tree: 2^(d+1) − 2 workers fit in d levels. */
 export function treeDepth(n: number): number {
-  return n <= 0 ? 0 : Math.floor(Math.log2(n)) + 1;
+  return n <= 0 ? 0 : Math.ceil(Math.log2(n + 2)) - 1;
 }
 
 /**
