@@ -140,11 +140,12 @@ if (haveNats && BOXES.includes(128)) {
   };
   const walls = [];
   const wallsWaiting = [];
-  const rounds = { root: [], leaf: [], coordinator: [] };
-  // The commit round as each process logged it: the workers' part (root: with a child) and the coordinator's round.
+  const rounds = { inner: [], leaf: [], coordinator: [] };
+  // The commit round as each process logged it: the workers' part (inner: with children; none
+  // with two workers, which both send to the coordinator) and the coordinator's round.
   const fields = (text, msg) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((l) => l.msg === msg).map((l) => l.fields);
   const collectRounds = (r) => {
-    for (const f of r.workerErr.flatMap((t) => fields(t, 'round sums sent'))) (f.children > 0 ? rounds.root : rounds.leaf).push(f.seconds);
+    for (const f of r.workerErr.flatMap((t) => fields(t, 'round sums sent'))) (f.children > 0 ? rounds.inner : rounds.leaf).push(f.seconds);
     for (const f of fields(r.err, 'round committed')) rounds.coordinator.push(f.seconds);
   };
   try {
@@ -249,7 +250,7 @@ fs.rmSync(out, { recursive: true, force: true });
 // The commit round's transfer as the distributed runner does it (bench/transfer.js): DataPlane,
 // sendSubtree and receiveSubtree, one process per node on loopback, CRC-32 per segment,
 // acknowledgements and window, chunk lists, the coordinator adding the round to its sums. The
-// distributed bench run's shape (2 workers: leaf → root → coordinator) and one link alone.
+// distributed bench run's shape (2 workers, each → coordinator) and one link alone.
 {
   const { benchTransfer, report } = await import('./transfer.js');
   results.protocol = [];
@@ -318,7 +319,7 @@ if (results.distributed) {
   console.log(`  all three launched together:         ${d.wallMedianS.toFixed(2)} s (ratio ${d.ratio.toFixed(2)})`);
   console.log(`  workers up before, from coordinator: ${d.workersWaitingWallMedianS.toFixed(2)} s (ratio ${d.workersWaitingRatio.toFixed(2)})`);
   const ms = (k) => d.roundS[k].map((x) => (x * 1000).toFixed(0)).join(', ');
-  console.log(`  its commit round (box-128 volume set, its insertion sphere moved), median: root ${(d.roundMedianS.root * 1000).toFixed(0)} ms [${ms('root')}], leaf ${(d.roundMedianS.leaf * 1000).toFixed(0)} ms [${ms('leaf')}], coordinator ${(d.roundMedianS.coordinator * 1000).toFixed(0)} ms [${ms('coordinator')}]`);
+  console.log(`  its commit round (box-128 volume set, its insertion sphere moved), median: ${d.roundMedianS.inner ? `inner ${(d.roundMedianS.inner * 1000).toFixed(0)} ms [${ms('inner')}], ` : ''}leaf ${(d.roundMedianS.leaf * 1000).toFixed(0)} ms [${ms('leaf')}], coordinator ${(d.roundMedianS.coordinator * 1000).toFixed(0)} ms [${ms('coordinator')}]`);
 }
 if (results.transfer) {
   const t = results.transfer;

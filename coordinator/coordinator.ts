@@ -251,7 +251,7 @@ export class Coordinator {
 
     const networked = !this.ledger.allCommitted();
     let pool: FinalisationPool | null = null;
-    // Once the first chunk is out: the finalisation threads start up, and the round's sums are
+    // Once the first chunk is done: the finalisation threads start up, and the round's sums are
     // paged in, while the workers back-project.
     const beforeWork = (): void => {
       if (!pool && mem.finaliseThreads > 0) pool = new FinalisationPool(mem.finaliseThreads, { warmUp: worthWarmingUp(s, networked) });
@@ -302,7 +302,7 @@ export class Coordinator {
   // ------------------------------------------------------------------ distribution
 
   /**
-   * `whenServing` runs once the first chunk has been handed out (not before: on a shared node its
+   * `whenServing` runs once the first chunk has been done (not before: on a shared node its
    * threads would otherwise compete with the workers' joining and first chunks).
    */
   private async distribute(whenServing: () => void): Promise<void> {
@@ -745,7 +745,16 @@ export class Coordinator {
   }
 
   private workReply(w: WorkerRec, req: WorkRequest): Reply {
-    if (req.done.length) this.progress();
+    if (req.done.length) {
+      this.progress();
+      // At the first completion, when the workers that came at the start have their first
+      // chunks: run earlier, its page touching and thread start-up held up their replies.
+      const before = this.beforeWork;
+      if (before) {
+        this.beforeWork = null;
+        setImmediate(before); // after this reply has gone out
+      }
+    }
     this.advance();
     if (this.phase === 'failed') return { type: 'finished', ok: false, message: this.failure?.message };
     if (this.phase === 'finalising') return { type: 'finished', ok: true };
@@ -796,11 +805,6 @@ export class Coordinator {
 
   private assigned(w: WorkerRec, d: Dispatch, ahead: boolean): Reply {
     const c = d.chunk;
-    const before = this.beforeWork;
-    if (before) {
-      this.beforeWork = null;
-      setImmediate(before); // after this reply has gone out
-    }
     this.log.info('chunk assigned', { chunk: c.id, worker: w.id, tomogram: c.tomoName, first: c.first, count: c.count, attempt: d.attempt, held: d.held, ...(ahead ? { ahead } : {}) });
     return this.chunkReply(d);
   }

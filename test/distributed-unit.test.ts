@@ -72,6 +72,27 @@ describe('ledger', () => {
     expect(again.assign('w2', [1])!.tomoName).toBe('A');
   });
 
+  it('with measured times, sends a worker to another tomogram only when that beats the workers on it', () => {
+    // Each worker's first chunk of a tomogram reads its tilt series: firstMs; the others take 10 ms.
+    const run = (firstMs: number): string | null => {
+      const L = new ChunkLedger(chunks, 'e1');
+      const go = (w: string, ms: number): void => {
+        const d = L.dispatch(w, [], false)!;
+        L.completion(w, d.chunk.id, d.attempt, ms);
+      };
+      go('w1', firstMs); // A
+      go('w2', firstMs); // B
+      go('w1', 10);
+      go('w1', 10);
+      go('w2', 10); // B done; A: 2 left, w1 on it
+      return L.dispatch('w2', [], false)?.chunk.tomoName ?? null;
+    };
+    // Switch cost 90 ms: w1 does both (20 ms) before w2 could do one (100 ms).
+    expect(run(100)).toBeNull();
+    // Switch cost 2 ms: w2 helps (2 left > 1 worker, and 2 · 10 > 1 · 12).
+    expect(run(12)).toBe('A');
+  });
+
   it('drops duplicate and stale completions, requeues a lost worker’s chunks, commits each chunk once', () => {
     const L = new ChunkLedger(chunks, 'e1');
     const a = L.assign('w1')!;

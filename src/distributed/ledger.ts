@@ -124,6 +124,10 @@ export class ChunkLedger {
   /** The median of the first medianOf durations (recomputed when more have come). */
   private median = 0;
   private medianOf = 0;
+  /** Work index of each worker's last counted chunk (a chunk of another one read a tilt series). */
+  private readonly lastDoneWork = new Map<string, number>();
+  /** Times of counted chunks that were their worker's first of a tomogram (they read its tilt series), ms. */
+  private readonly firstOfTomogram: number[] = [];
   duplicatesDropped = 0;
   speculations = 0;
 
@@ -244,11 +248,16 @@ export class ChunkLedger {
       const busy = new Map<number, number>();
       for (const w of this.lastWork.values()) busy.set(w, (busy.get(w) ?? 0) + 1);
       let best = -1;
+      const chunkMs = this.medianChunkMs();
+      const switchMs = this.switchCostMs();
       for (let w = 0; w < this.queues.length; w++) {
-        if (this.queues[w].length === 0) continue;
-        // No more left than workers on that tomogram: they take them as they finish, sooner than
-        // this worker could read the tilt series for one of them.
-        if (this.queues[w].length <= (busy.get(w) ?? 0)) continue;
+        const left = this.queues[w].length;
+        const on = busy.get(w) ?? 0;
+        if (left === 0) continue;
+        // Leave a tomogram's last chunks to the workers on it when they would finish them before
+        // this worker had read its tilt series and done one: with measured times, when
+        // left · chunk ≤ on · (switch + chunk); before there are any, when left ≤ on.
+        if (on > 0 && (chunkMs !== null && switchMs !== null ? left * chunkMs <= on * (switchMs + chunkMs) : left <= on)) continue;
         if (
           best < 0 ||
           (busy.get(w) ?? 0) < (busy.get(best) ?? 0) ||
@@ -266,6 +275,20 @@ export class ChunkLedger {
     e.owner = worker;
     this.lastWork.set(worker, work);
     return this.start(e, worker, false, held);
+  }
+
+  /**
+   * What a chunk costs on a worker that must first read its tomogram's tilt series, beyond an
+   * ordinary chunk: the median time of the chunks that were a worker's first of a tomogram minus
+   * the median chunk time (ms); null before both are known.
+   */
+  switchCostMs(): number | null {
+    const m = this.medianChunkMs();
+    const f = this.firstOfTomogram;
+    if (m === null || f.length === 0) return null;
+    const d = [...f].sort((a, b) => a - b);
+    const median = d.length % 2 ? d[(d.length - 1) >> 1] : (d[d.length / 2 - 1] + d[d.length / 2]) / 2;
+    return Math.max(0, median - m);
   }
 
   /** Median of the counted chunks' hand-out-to-completion times (ms), or null without enough samples. */
@@ -379,6 +402,8 @@ export class ChunkLedger {
     e.running = [];
     const ms = computeMs !== undefined && Number.isFinite(computeMs) && computeMs >= 0 ? computeMs : now - e.startedMs[n];
     this.durations.push(ms);
+    if (this.lastDoneWork.get(worker) !== e.chunk.work) this.firstOfTomogram.push(ms);
+    this.lastDoneWork.set(worker, e.chunk.work);
     return { verdict: 'count', superseded, ms };
   }
 
@@ -457,12 +482,14 @@ export class ChunkLedger {
     }
     this.requeue(requeued);
     this.lastWork.delete(worker);
+    this.lastDoneWork.delete(worker);
     return requeued;
   }
 
   /** A worker left cleanly (or went away for good) without chunks: forget its affinity. */
   forget(worker: string): void {
     this.lastWork.delete(worker);
+    this.lastDoneWork.delete(worker);
   }
 
   /**
