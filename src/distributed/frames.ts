@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { TomoError } from '../errors.js';
 import { fsReason } from '../formats/atomicWrite.js';
+import { firstNonFinite } from '../formats/finite.js';
 import { MrcHeader, readMrcHeader, readMrcSections } from '../formats/mrc.js';
 import type { FrameRef } from './messages.js';
 
@@ -60,12 +61,11 @@ export class FrameReader {
     } else {
       out.set(readMrcSections(ref.path, ref.section, 1, h));
     }
-    for (let i = 0; i < pixels; i++) {
-      if (!Number.isFinite(out[i])) {
-        throw new TomoError(
-          `${ref.path}: section ${ref.section + 1} (tilt ${frame + 1} of ${tomoName}) has a non-finite pixel (${out[i]}) at x=${i % W}, y=${Math.floor(i / W)}`,
-        );
-      }
+    const i = firstNonFinite(out.subarray(0, pixels));
+    if (i >= 0) {
+      throw new TomoError(
+        `${ref.path}: section ${ref.section + 1} (tilt ${frame + 1} of ${tomoName}) has a non-finite pixel (${out[i]}) at x=${i % W}, y=${Math.floor(i / W)}`,
+      );
     }
   }
 

@@ -3,6 +3,7 @@
  * The buffer can live in shared memory so that worker threads read it without copies.
  */
 import { TomoError } from '../errors.js';
+import { firstNonFinite } from '../formats/finite.js';
 import { MrcHeader, readMrcHeader, readMrcSections } from '../formats/mrc.js';
 import { Tomogram } from '../model/tomogramSet.js';
 
@@ -30,14 +31,13 @@ export function loadTiltStack(t: Tomogram, into?: Float32Array): Float32Array {
       headers.set(path, h);
     }
     const data = readMrcSections(path, section, n, h, stack.subarray(f * frameSize, (f + n) * frameSize));
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) {
-        const z = Math.floor(i / frameSize);
-        const p = i - z * frameSize;
-        throw new TomoError(
-          `${path}: section ${section + z + 1} (tilt ${f + z + 1} of ${t.name}) has a non-finite pixel (${data[i]}) at x=${p % t.imageW}, y=${Math.floor(p / t.imageW)}`,
-        );
-      }
+    const i = firstNonFinite(data);
+    if (i >= 0) {
+      const z = Math.floor(i / frameSize);
+      const p = i - z * frameSize;
+      throw new TomoError(
+        `${path}: section ${section + z + 1} (tilt ${f + z + 1} of ${t.name}) has a non-finite pixel (${data[i]}) at x=${p % t.imageW}, y=${Math.floor(p / t.imageW)}`,
+      );
     }
     f += n;
   }
