@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ctfConstants, ctfValue, drawCtf, electronWavelength } from '../src/physics/ctf.js';
-import { doseXRanges, drawDoseWeights } from '../src/physics/dose.js';
+import { doseExponents, doseXRanges, drawDoseWeights, drawDoseWeightsFrom } from '../src/physics/dose.js';
 import { TomoError } from '../src/errors.js';
 
 const base = { defocusU: 21000, defocusV: 19500, defocusAngle: 30, voltage: 300, cs: 2.7, q0: 0.1, bfactor: 0, scale: 1, phaseShift: 0 };
@@ -70,6 +70,22 @@ describe('dose weights', () => {
     const dw = drawDoseWeights(s, 2, 10, 4, new Float32Array(17 * s));
     const k = Math.hypot(7, 4) / 64;
     expect(dw[4 * 17 + 7]).toBeCloseTo(Math.exp((-4 * 10 * k * k) / 4), 6);
+  });
+  it('from a per-tomogram table of exponents equal drawDoseWeights within one float32 step', () => {
+    for (const [s, px, b] of [[32, 2, 0], [64, 1.35, 0], [48, 3.1, 4], [31, 2, 0]]) {
+      const sh = (s >> 1) + 1;
+      const q = doseExponents(s, px, b);
+      for (const dose of [0, 0.5, 3, 30, 121.7]) {
+        const want = drawDoseWeights(s, px, dose, b, new Float32Array(sh * s));
+        const got = drawDoseWeightsFrom(q, dose, new Float32Array(sh * s));
+        expect(got[0]).toBe(1);
+        for (let i = 0; i < want.length; i++) {
+          // One float32 step at the value (2⁻²³ relative), or the smallest normal near 0.
+          const step = Math.max(Math.abs(want[i]) * 2 ** -23, 2 ** -126);
+          expect(Math.abs(got[i] - want[i]), `s ${s} dose ${dose} i ${i}`).toBeLessThanOrEqual(step);
+        }
+      }
+    }
   });
   it('x-ranges stop at the disc of radius s/2 and at the dose cut-off', () => {
     const s = 32;

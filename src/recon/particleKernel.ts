@@ -6,7 +6,7 @@
 import { Mat3, Mat4, Vec3, applyPoint4 } from '../geometry/matrix.js';
 import { isVisible } from '../geometry/projection.js';
 import { ctfConstants, drawCtf, CtfConstants, CtfParams } from '../physics/ctf.js';
-import { doseXRanges, drawDoseWeights } from '../physics/dose.js';
+import { doseExponents, doseXRanges, drawDoseWeightsFrom } from '../physics/dose.js';
 import { AberrationTables, applyOddAberration } from '../physics/aberrations.js';
 import { Deformation, addDeformation, fourierFrequencies } from '../geometry/deformation.js';
 import { Accumulator, backprojectSlice } from './backproject.js';
@@ -73,9 +73,10 @@ export function buildTomogramTables(
   const F = geometry.frameCount;
   const doseWeights = new Float32Array(F * sh * s);
   const xRanges = new Int32Array(F * s);
+  const q = doseExponents(s, pb, geometry.bPerDose);
   for (let f = 0; f < F; f++) {
     const dw = doseWeights.subarray(f * sh * s, (f + 1) * sh * s);
-    drawDoseWeights(s, pb, geometry.dose[f], geometry.bPerDose, dw);
+    drawDoseWeightsFrom(q, geometry.dose[f], dw);
     doseXRanges(s, dw, opts.cutoffFraction, xRanges.subarray(f * s, (f + 1) * s));
   }
   const d = geometry.deformation;
