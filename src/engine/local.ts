@@ -160,11 +160,34 @@ export async function accumulate(
   const pixels = new Float32Array(threads > 0 ? new SharedArrayBuffer(largest) : new ArrayBuffer(largest));
   try {
     for (const w of todo) {
-      const loaded = phases.time('load', () => {
-        const stack = loadTiltStack(w.tomogram, pixels);
-        return { stack, noise: noiseWeightsFor(plan, w.tomogram, stack, threads > 0) };
-      });
-      const sums = await phases.timeAsync('back-projection', () => engine.run(w, loaded.stack, loaded.noise, progress));
+      let sums: HalfPair[];
+      if (engine instanceof WorkerEngine && !plan.kernel.whiten) {
+        // The threads start on the first frames while the main thread reads the rest (the
+        // noise weights of --whiten need the whole stack first).
+        const loaded = new Int32Array(new SharedArrayBuffer(8));
+        const stack = pixels.subarray(0, stackBytes(w.tomogram) / 4);
+        const running = engine.run(w, stack, null, progress, loaded);
+        try {
+          phases.time('load', () =>
+            loadTiltStack(w.tomogram, pixels, (n) => {
+              Atomics.store(loaded, 0, n);
+              Atomics.notify(loaded, 0);
+            }),
+          );
+        } catch (e) {
+          Atomics.store(loaded, 1, 1);
+          Atomics.notify(loaded, 0);
+          await running.catch(() => {});
+          throw e;
+        }
+        sums = await phases.timeAsync('back-projection', () => running);
+      } else {
+        const loaded = phases.time('load', () => {
+          const stack = loadTiltStack(w.tomogram, pixels);
+          return { stack, noise: noiseWeightsFor(plan, w.tomogram, stack, threads > 0) };
+        });
+        sums = await phases.timeAsync('back-projection', () => engine.run(w, loaded.stack, loaded.noise, progress));
+      }
       // Fold every thread's sums into the run's and zero them for the next tomogram.
       phases.time('back-projection', () => {
         for (const part of sums) {
@@ -276,7 +299,8 @@ class WorkerEngine implements Engine {
     wait?.resolve();
   }
 
-  async run(w: TomogramWork, stack: Float32Array, noise: Float32Array | null): Promise<HalfPair[]> {
+  /** `loaded`: see TomogramMessage (the stack is still being read); null when it is complete. */
+  async run(w: TomogramWork, stack: Float32Array, noise: Float32Array | null, _progress?: Progress, loaded: Int32Array | null = null): Promise<HalfPair[]> {
     if (this.failure) throw this.failure;
     const records = new Float64Array(new SharedArrayBuffer(w.records.byteLength));
     records.set(w.records);
@@ -303,6 +327,7 @@ class WorkerEngine implements Engine {
           count: w.particleCount,
           counters,
           home: this.plan.hasHalfSets ? ((i % 2) as 0 | 1) : 0,
+          loaded,
         };
         worker.postMessage(msg);
       });

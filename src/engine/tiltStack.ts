@@ -13,9 +13,11 @@ export function stackBytes(t: Tomogram): number {
 
 /**
  * Loads the stack into `into` (reused across tomograms: the largest stack's size, possibly shared
- * memory) or into a new array; returns the view holding exactly this tilt series.
+ * memory) or into a new array; returns the view holding exactly this tilt series. With
+ * `onFrames`, frames are read a few at a time and onFrames(n) is called once the first n are in
+ * place and checked (compute threads may start on them while the rest is read).
  */
-export function loadTiltStack(t: Tomogram, into?: Float32Array): Float32Array {
+export function loadTiltStack(t: Tomogram, into?: Float32Array, onFrames?: (n: number) => void): Float32Array {
   const frameSize = t.imageW * t.imageH;
   const stack = into ? into.subarray(0, frameSize * t.frameCount) : new Float32Array(frameSize * t.frameCount);
   const headers = new Map<string, MrcHeader>();
@@ -24,7 +26,8 @@ export function loadTiltStack(t: Tomogram, into?: Float32Array): Float32Array {
     // Read runs of consecutive sections of one file in a single call.
     const { path, section } = t.frames[f];
     let n = 1;
-    while (f + n < t.frameCount && t.frames[f + n].path === path && t.frames[f + n].section === section + n) n++;
+    const most = onFrames ? FRAMES_PER_READ : t.frameCount;
+    while (n < most && f + n < t.frameCount && t.frames[f + n].path === path && t.frames[f + n].section === section + n) n++;
     let h = headers.get(path);
     if (!h) {
       h = readMrcHeader(path);
@@ -40,6 +43,17 @@ export function loadTiltStack(t: Tomogram, into?: Float32Array): Float32Array {
       );
     }
     f += n;
+    onFrames?.(f);
+    if (onFrames && testLoadDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, testLoadDelayMs);
   }
   return stack;
 }
+
+/** Frames per read when loading progressively: small enough for threads to start early, large enough for few calls. */
+const FRAMES_PER_READ = 4;
+
+/**
+ * TOMORECON_TEST_LOAD_DELAY_MS: a pause after each progressive read, so that a test can check
+ * that compute threads wait for the frames they use.
+ */
+const testLoadDelayMs = Number(process.env.TOMORECON_TEST_LOAD_DELAY_MS ?? 0) || 0;

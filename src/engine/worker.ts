@@ -12,7 +12,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isTomoError } from '../errors.js';
 import { Accumulator } from '../recon/backproject.js';
-import { KernelOptions, KernelWorkspace, TomogramGeometry, buildTomogramTables, processParticle } from '../recon/particleKernel.js';
+import { KernelOptions, KernelWorkspace, TomogramGeometry, buildTomogramTables, processParticle, processParticleFrame } from '../recon/particleKernel.js';
 import { warmUpParticleKernel } from '../recon/warmUp.js';
 
 export interface TomogramMessage {
@@ -29,6 +29,23 @@ export interface TomogramMessage {
   /** Next unclaimed position in each half's list. */
   counters: Int32Array;
   home: 0 | 1;
+  /**
+   * While the main thread is still reading the stack: [frames in place, load failed]. A thread
+   * uses frame f only once more than f frames are in place. Null: the whole stack is there.
+   */
+  loaded: Int32Array | null;
+}
+
+class LoadFailed extends Error {}
+
+/** Waits until frame f is in place (returns the frames in place), or throws if the load failed. */
+function waitForFrame(loaded: Int32Array, f: number): number {
+  for (;;) {
+    const n = Atomics.load(loaded, 0);
+    if (n > f) return n;
+    if (Atomics.load(loaded, 1) !== 0) throw new LoadFailed('the tilt series could not be read');
+    Atomics.wait(loaded, 0, n, 1000);
+  }
 }
 
 export type WorkerReply =
@@ -53,9 +70,9 @@ function sharedAccumulator(s: number): Accumulator {
 }
 
 port.on('message', (msg: TomogramMessage) => {
+  const created: (Accumulator | null)[] = [null, null];
   try {
     if (msg.type === 'tomogram') {
-      const created: (Accumulator | null)[] = [null, null];
       const tables = buildTomogramTables(kernel, msg.geometry, msg.stack, msg.noise);
       const ranges = [
         [0, msg.split],
@@ -63,13 +80,24 @@ port.on('message', (msg: TomogramMessage) => {
       ];
       let pending = 0;
       let last = Date.now();
+      const frames = msg.geometry.frameCount;
+      const frameSize = msg.geometry.imageW * msg.geometry.imageH;
+      let inPlace = 0;
       for (const h of [msg.home, 1 - msg.home]) {
         const [begin, end] = ranges[h];
         for (;;) {
           const k = begin + Atomics.add(msg.counters, h, 1);
           if (k >= end) break;
           if (!halves[h]) halves[h] = created[h] = sharedAccumulator(kernel.s);
-          processParticle(ws, tables, msg.records, msg.order[k] * msg.recordLength, halves as Accumulator[]);
+          const offset = msg.order[k] * msg.recordLength;
+          if (msg.loaded) {
+            // Frame by frame as the stack arrives (processParticle's loop).
+            for (let f = 0; f < frames; f++) {
+              if (f >= inPlace) inPlace = waitForFrame(msg.loaded, f);
+              processParticleFrame(ws, tables, msg.records, offset, f, halves as Accumulator[], msg.stack, f * frameSize);
+            }
+            if (inPlace >= frames) msg.loaded = null;
+          } else processParticle(ws, tables, msg.records, offset, halves as Accumulator[]);
           pending++;
           const now = Date.now();
           if (now - last > 200) {
@@ -82,6 +110,8 @@ port.on('message', (msg: TomogramMessage) => {
       port.postMessage({ type: 'tomogramDone', particles: pending, created });
     }
   } catch (e) {
-    port.postMessage({ type: 'error', message: (e as Error).message, tomo: isTomoError(e), stack: (e as Error).stack });
+    // A failed load is reported by the main thread, which read the stack.
+    if (e instanceof LoadFailed) port.postMessage({ type: 'tomogramDone', particles: 0, created });
+    else port.postMessage({ type: 'error', message: (e as Error).message, tomo: isTomoError(e), stack: (e as Error).stack });
   }
 });
