@@ -25,6 +25,21 @@ function expectCleanFailure(res: ReturnType<typeof runCli>, pattern: RegExp): vo
   expect(res.stderr).not.toMatch(/internal error/);
 }
 
+/** The maps of two output folders agree to 1e-6 of each map's largest value. */
+function expectSameMaps(a: string, b: string): void {
+  for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'weight_merged.mrc']) {
+    const x = readMrc(path.join(a, f)).data;
+    const y = readMrc(path.join(b, f)).data;
+    let max = 0;
+    let diff = 0;
+    for (let i = 0; i < x.length; i++) {
+      max = Math.max(max, Math.abs(x[i]));
+      diff = Math.max(diff, Math.abs(x[i] - y[i]));
+    }
+    expect(diff / max, f).toBeLessThan(1e-6);
+  }
+}
+
 describe('reconstruct flags', () => {
   it('accepts the RELION flags that tomorecon implements and writes note.txt', () => {
     const o = outDir();
@@ -119,18 +134,8 @@ describe('reconstruct flags', () => {
     const many = runCli([...base, '--j', '3', '--j_out', '2', '--j_in', '1', '--o', b], V1);
     expect(many.status).toBe(0);
     expect(many.stderr).toMatch(/2 thread\(s\)/);
-    for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'weight_merged.mrc']) {
-      const x = readMrc(path.join(a, f)).data;
-      const y = readMrc(path.join(b, f)).data;
-      let max = 0;
-      let diff = 0;
-      for (let i = 0; i < x.length; i++) {
-        max = Math.max(max, Math.abs(x[i]));
-        diff = Math.max(diff, Math.abs(x[i] - y[i]));
-      }
-      // Only the summation order differs; float32 files round at ~6e-8 relative.
-      expect(diff / max, f).toBeLessThan(1e-6);
-    }
+    // Only the summation order differs; float32 files round at ~6e-8 relative.
+    expectSameMaps(a, b);
   });
 
   it('threads back-project the frames of a tilt series as they are read, and only those', () => {
@@ -142,17 +147,7 @@ describe('reconstruct flags', () => {
     expect(runCli([...base, '--o', a], V1).status).toBe(0);
     const slow = spawnSync(process.execPath, [CLI, ...base, '--o', b], { cwd: V1, encoding: 'utf8', env: { ...process.env, TOMORECON_TEST_LOAD_DELAY_MS: '40' } });
     expect(slow.status, slow.stderr).toBe(0);
-    for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'weight_merged.mrc']) {
-      const x = readMrc(path.join(a, f)).data;
-      const y = readMrc(path.join(b, f)).data;
-      let max = 0;
-      let diff = 0;
-      for (let i = 0; i < x.length; i++) {
-        max = Math.max(max, Math.abs(x[i]));
-        diff = Math.max(diff, Math.abs(x[i] - y[i]));
-      }
-      expect(diff / max, f).toBeLessThan(1e-6);
-    }
+    expectSameMaps(a, b);
   });
 
   it('--mem caps the whole process: fewer threads when needed, peak RSS within the cap', () => {
