@@ -614,8 +614,8 @@ export class WorkerProcess {
 
   /**
    * Zeroes the accumulators after a commit: only the insertion sphere, the rest is zero already
-   * (and, never written, not even paged in: filling it would fault in 45 % of the set for
-   * nothing, 0.1 s at box 128).
+   * (and, never written, not even paged in: filling it would fault in the other 45 % of the set
+   * for nothing, 6 000 pages at box 128).
    */
   private clearAccumulators(): void {
     const runs = this.insertion?.runs;
