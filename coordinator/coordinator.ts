@@ -1030,7 +1030,7 @@ export class Coordinator {
   private prepareRoundSums(): void {
     if (this.roundArrays || this.ledger.allCommitted()) return;
     this.roundArrays = this.lengths.map((n) => new Float64Array(n));
-    touchPages(this.roundArrays).catch(() => {});
+    touchPages(this.roundArrays, { zero: true, stop: () => this.round !== null }).catch(() => {});
   }
 
   private committedArrays(): Float64Array[] {
@@ -1057,15 +1057,16 @@ export class Coordinator {
       [h.data, next[2 * i]] = [next[2 * i], h.data];
       [h.weight, next[2 * i + 1]] = [next[2 * i + 1], h.weight];
     });
+    const wasZero = this.committedZero;
     this.committedZero = false;
     const particles = this.ledger.commit(round.n, contrib);
     // Not needed for the finalisation, which has memory of its own to plan. Otherwise they are
-    // the next round's (the first round's committed arrays had never been touched).
+    // the next round's (the first round's committed arrays had never been touched: zeros).
     if (this.ledger.allCommitted()) this.roundArrays = null;
-    else touchPages(this.roundArrays!).catch(() => {});
     this.outcomes.set(round.n, 'committed');
     this.plane!.closeRound('committed');
     this.round = null;
+    if (this.roundArrays) touchPages(this.roundArrays, { zero: wasZero, stop: () => this.round !== null }).catch(() => {});
     const seconds = (Date.now() - round.started) / 1000;
     const bytes = round.receiver.bytes;
     this.roundLog.push({

@@ -83,6 +83,22 @@ describe('data plane', () => {
     }
   });
 
+  it('touches pages keeping values, writes zeros only when told the arrays are fresh, and stops when asked', async () => {
+    const kept = [Float64Array.from({ length: 3000 }, (_, i) => i + 0.5)];
+    await touchPages(kept, { sliceBytes: 4096 });
+    expect(kept[0].every((v, i) => v === i + 0.5)).toBe(true);
+    const fresh = [new Float64Array(3000), new Float64Array(700)];
+    await touchPages(fresh, { zero: true, sliceBytes: 4096 });
+    expect(fresh.every((a) => a.every((v) => v === 0))).toBe(true);
+    // Stopped before its second slice: what a round wrote meanwhile is not overwritten.
+    const written = [new Float64Array(4096)];
+    let slices = 0;
+    const touching = touchPages(written, { zero: true, sliceBytes: 4096, stop: () => ++slices > 1 });
+    written[0].fill(7);
+    await touching;
+    expect(written[0].every((v) => v === 7)).toBe(true);
+  });
+
   it('asks for a corrupted segment again and acknowledges a segment when it is taken', async () => {
     const layout = new SetLayout([3000], 1024);
     const parent = await plane('parent');
