@@ -62,6 +62,7 @@ const particleTilts = PARAMS.tomos * PARAMS.particles * (2 * (PARAMS.tiltRange /
 for (const b of BOXES) {
   const walls = [];
   const rss = [];
+  const cpu = [];
   let phases = '';
   for (let r = 0; r < RUNS; r++) {
     const t0 = process.hrtime.bigint();
@@ -75,6 +76,8 @@ for (const b of BOXES) {
     const m = /peak memory \(RSS\) (\d+) MiB/.exec(res.stderr);
     rss.push(m ? Number(m[1]) * 1.048576 : NaN);
     phases = /time per phase: ([^;]*)/.exec(res.stderr)?.[1] ?? '';
+    const c = /; CPU ([0-9.]+) s/.exec(res.stderr);
+    cpu.push(c ? Number(c[1]) : NaN);
   }
   const row = {
     box: b,
@@ -83,6 +86,7 @@ for (const b of BOXES) {
     peakRssMB: Math.max(...rss),
     peakRssAllMB: rss,
     particleTiltsPerS: particleTilts / median(walls),
+    cpuMedianS: median(cpu),
     relion: RELION[b] ?? null,
     lastPhases: phases,
   };
@@ -144,6 +148,16 @@ if (haveNats && BOXES.includes(128)) {
   // The commit round as each process logged it: the workers' part (inner: with children; none
   // with two workers, which both send to the coordinator) and the coordinator's round.
   const fields = (text, msg) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((l) => l.msg === msg).map((l) => l.fields);
+  // CPU (user + system) of the three processes, as each logged at its end.
+  const cpuOf = (f) => (f ? f.cpuUserS + f.cpuSystemS : NaN);
+  const cpus = { coordinator: [], workers: [], total: [] };
+  const collectCpu = (r) => {
+    const c = cpuOf(fields(r.err, 'done')[0]);
+    const w = r.workerErr.map((t) => cpuOf(fields(t, 'run finished; exiting')[0]));
+    cpus.coordinator.push(c);
+    cpus.workers.push(...w);
+    cpus.total.push(c + w.reduce((a, b) => a + b, 0));
+  };
   const collectRounds = (r) => {
     for (const f of r.workerErr.flatMap((t) => fields(t, 'round sums sent'))) (f.children > 0 ? rounds.inner : rounds.leaf).push(f.seconds);
     for (const f of fields(r.err, 'round committed')) rounds.coordinator.push(f.seconds);
@@ -153,6 +167,7 @@ if (haveNats && BOXES.includes(128)) {
       const cold = await distRun(`bench-cold${r}`, path.join(out, `dist${r}`), false);
       walls.push(cold.wall);
       collectRounds(cold);
+      collectCpu(cold);
       const waiting = await distRun(`bench-waiting${r}`, path.join(out, `distw${r}`), true);
       wallsWaiting.push(waiting.wall);
       collectRounds(waiting);
@@ -174,6 +189,10 @@ if (haveNats && BOXES.includes(128)) {
     localWallMedianS: local.wallMedianS,
     roundS: rounds,
     roundMedianS: Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, v.length ? median(v) : null])),
+    // Launched together; the local run's is endToEnd[box 128].cpuMedianS.
+    cpuS: cpus,
+    cpuMedianS: Object.fromEntries(Object.entries(cpus).map(([k, v]) => [k, median(v)])),
+    localCpuMedianS: local.cpuMedianS,
   };
 }
 fs.rmSync(out, { recursive: true, force: true });
@@ -322,6 +341,10 @@ if (results.distributed) {
   console.log(`  all three launched together:         ${d.wallMedianS.toFixed(2)} s (ratio ${d.ratio.toFixed(2)})`);
   console.log(`  workers up before, from coordinator: ${d.workersWaitingWallMedianS.toFixed(2)} s (ratio ${d.workersWaitingRatio.toFixed(2)})`);
   const ms = (k) => d.roundS[k].map((x) => (x * 1000).toFixed(0)).join(', ');
+  const cm = d.cpuMedianS;
+  console.log(
+    `  CPU (user + system, medians, launched together): ${cm.total.toFixed(2)} s = coordinator ${cm.coordinator.toFixed(2)} s + workers ${cm.workers.toFixed(2)} s each; the local run ${d.localCpuMedianS.toFixed(2)} s (on 2 cores the wall cannot be below CPU / 2: ${(cm.total / 2).toFixed(2)} s against ${(d.localCpuMedianS / 2).toFixed(2)} s)`,
+  );
   console.log(`  its commit round (box-128 volume set, its insertion sphere moved), median: ${d.roundMedianS.inner ? `inner ${(d.roundMedianS.inner * 1000).toFixed(0)} ms [${ms('inner')}], ` : ''}leaf ${(d.roundMedianS.leaf * 1000).toFixed(0)} ms [${ms('leaf')}], coordinator ${(d.roundMedianS.coordinator * 1000).toFixed(0)} ms [${ms('coordinator')}]`);
 }
 if (results.transfer) {

@@ -28,7 +28,7 @@ import {
 } from '../src/distributed/checkpoint.js';
 import { CoordinatorOptions, zmqEndpoint } from '../src/distributed/flags.js';
 import { ChunkLedger, CommittedRecord, Dispatch, SpeculationPolicy } from '../src/distributed/ledger.js';
-import { Logger } from '../src/distributed/log.js';
+import { Logger, cpuSeconds } from '../src/distributed/log.js';
 import { planCoordinatorMemory } from '../src/distributed/memory.js';
 import {
   ControlMessage,
@@ -296,7 +296,7 @@ export class Coordinator {
     this.log.info('time per phase of the finalisation', Object.fromEntries([...phases.seconds].map(([k, v]) => [k, +v.toFixed(3)])));
     const seconds = (Date.now() - t0) / 1000;
     this.writeReport('finished', undefined, seconds);
-    this.log.info('done', { particles: plan.totalParticles, chunks: this.chunks.length, seconds: +seconds.toFixed(2), maps: o.o });
+    this.log.info('done', { particles: plan.totalParticles, chunks: this.chunks.length, seconds: +seconds.toFixed(2), maps: o.o, ...cpuSeconds() });
   }
 
   // ------------------------------------------------------------------ distribution

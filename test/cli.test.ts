@@ -124,6 +124,8 @@ describe('reconstruct flags', () => {
     expect(res.status).toBe(0);
     expect(res.stderr).toMatch(/warning: --frobnicate is not an option/);
     expect(res.stderr).toMatch(/progress: 48\/48 particles \(100%\)/);
+    // The last line: time per phase, peak memory and the CPU time of the run.
+    expect(res.stderr).toMatch(/time per phase: read inputs [0-9.]+ s, .*; peak memory \(RSS\) \d+ MiB; CPU [0-9.]+ s \(user [0-9.]+, system [0-9.]+\)/);
   });
 
   it('gives the same maps with one thread as with several particle and finalisation threads', () => {

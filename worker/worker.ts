@@ -14,7 +14,7 @@ import { Worker as Thread } from 'node:worker_threads';
 import type { NatsConnection, Subscription } from 'nats';
 import { TomoError } from '../src/errors.js';
 import { WorkerOptions, zmqEndpoint } from '../src/distributed/flags.js';
-import { Logger } from '../src/distributed/log.js';
+import { Logger, cpuSeconds } from '../src/distributed/log.js';
 import { planWorkerMemory, WorkerMemoryPlan } from '../src/distributed/memory.js';
 import {
   ControlMessage,
@@ -158,7 +158,7 @@ export class WorkerProcess {
             this.log.error('the run failed; the coordinator reports why', { message: out.message ?? '' });
             throw new TomoError(`the run failed (see the coordinator): ${out.message ?? 'unknown reason'}`);
           }
-          this.log.info('run finished; exiting', { worker: this.id, chunksDone: this.chunksDone, peakRssBytes: peakRss() });
+          this.log.info('run finished; exiting', { worker: this.id, chunksDone: this.chunksDone, peakRssBytes: peakRss(), ...cpuSeconds() });
           return;
         }
         await this.reset(this.rejoinReason);

@@ -50,3 +50,9 @@ function replacer(_k: string, v: unknown): unknown {
   if (v instanceof Error) return v.message;
   return v;
 }
+
+/** CPU time of this process so far (all its threads), seconds, for the last log line of a run. */
+export function cpuSeconds(): { cpuUserS: number; cpuSystemS: number } {
+  const u = process.cpuUsage();
+  return { cpuUserS: +(u.user / 1e6).toFixed(3), cpuSystemS: +(u.system / 1e6).toFixed(3) };
+}

@@ -100,7 +100,10 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   } finally {
     await pool?.close();
   }
-  log(`time per phase: ${phases}; peak memory (RSS) ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+  const ru = process.resourceUsage();
+  log(
+    `time per phase: ${phases}; peak memory (RSS) ${(ru.maxRSS / 1024).toFixed(0)} MiB; CPU ${((ru.userCPUTime + ru.systemCPUTime) / 1e6).toFixed(2)} s (user ${(ru.userCPUTime / 1e6).toFixed(2)}, system ${(ru.systemCPUTime / 1e6).toFixed(2)})`,
+  );
   return {
     phases: phases.toJSON(),
     particles: plan.totalParticles,
