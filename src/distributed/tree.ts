@@ -153,9 +153,15 @@ export class SetLayout {
     }
   }
 
-  /** out = segment k of arrays. */
+  /**
+   * out = segment k of arrays. (Loops rather than set(subarray()): a segment is hundreds of short
+   * runs, and a view per run was garbage for the collector in every round.)
+   */
   copyOut(arrays: Float64Array[], k: number, out: Float64Array): void {
-    this.pieces(k, (a, from, to, at) => out.set(arrays[a].subarray(from, to), at));
+    this.pieces(k, (a, from, to, at) => {
+      const src = arrays[a];
+      for (let i = from, j = at; i < to; i++, j++) out[j] = src[i];
+    });
   }
 
   /** out += segment k of arrays. */
@@ -188,7 +194,10 @@ export class SetLayout {
 
   /** segment k of arrays = src. */
   copyIn(arrays: Float64Array[], k: number, src: Float64Array): void {
-    this.pieces(k, (a, from, to, at) => arrays[a].set(src.subarray(at, at + (to - from)), from));
+    this.pieces(k, (a, from, to, at) => {
+      const dst = arrays[a];
+      for (let i = from, j = at; i < to; i++, j++) dst[i] = src[j];
+    });
   }
 }
 
@@ -216,6 +225,7 @@ export function warmUpRoundKernels(): void {
       layout.copyOut(arrays, k, v);
       layout.addOut(arrays, k, v);
       layout.sumIn(out, arrays, k, v);
+      layout.copyIn(out, k, v);
     }
   }
 }
