@@ -124,6 +124,8 @@ export class Coordinator {
   private roundArrays: Float64Array[] | null = null;
   /** Nothing committed yet (and no checkpoint read): the committed sums are zero, their pages untouched. */
   private committedZero = false;
+  /** When the last checkpoint was written (or the back-projection started), ms. */
+  private lastCheckpointAt = Date.now();
   private halves = 2;
   private fingerprint = '';
   private roundCounter = 0;
@@ -264,12 +266,15 @@ export class Coordinator {
     };
     try {
       const tb = Date.now();
+      this.lastCheckpointAt = tb;
       if (networked) await this.distribute(beforeWork);
       else this.log.info('every chunk is committed already; finalising');
       beforeWork();
       this.observePhase('backprojection', tb);
       // The last round's checkpoint (not written by finishRound) is written by finishRun, meanwhile.
-      await this.finalise(t0, pool, ckptFile, networked && !o.noBackup);
+      // As the local engine (--checkpoint_interval): not worth writing after a short run.
+      const worth = (Date.now() - this.lastCheckpointAt) / 1000 >= o.checkpointInterval;
+      await this.finalise(t0, pool, ckptFile, networked && !o.noBackup && worth);
     } finally {
       await (pool as FinalisationPool | null)?.close();
       // NATS stays open through the finalisation, so workers asking are told the run is over.
@@ -1088,6 +1093,7 @@ export class Coordinator {
     this.consecutiveAborts = 0;
     if (!this.o.noBackup && !this.ledger.allCommitted()) {
       writeDistributedCheckpoint(distributedCheckpointPath(this.o.o), this.checkpointMeta(), this.committed);
+      this.lastCheckpointAt = Date.now();
     }
     this.writeReport('running');
     this.log.info('round committed', {

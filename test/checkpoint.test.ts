@@ -1,13 +1,14 @@
 /**
  * Exact checkpoints and --only_do_unfinished (the SIGKILL test lives in resume.test.ts).
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readMrc } from '../src/formats/mrc.js';
 import { readCheckpoint, writeCheckpoint } from '../src/engine/checkpoint.js';
-import { CONFORMANCE, runCli } from './helpers/paths.js';
+import { CLI, CONFORMANCE, runCli } from './helpers/paths.js';
 
 const V1 = path.join(CONFORMANCE, 'V1');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-ckpt-'));
@@ -66,6 +67,29 @@ describe('checkpoints', () => {
     const res = runCli([...base, '--o', o, '--only_do_unfinished', '--no_circle_crop'], V1);
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(/tomorecon: error: --only_do_unfinished: the checkpoint .*tomorecon_sums\.ckpt was made with other options/);
+  });
+
+  it('--checkpoint_interval: a short run writes none by default, and one after every tomogram with 0', async () => {
+    // Whether the checkpoint file ever exists while the run goes on (it is removed at the end).
+    const seen = async (extra: string[]): Promise<boolean> => {
+      const o = path.join(tmp, `interval${extra.join('')}`);
+      const ckpt = path.join(o, 'temp', 'tomorecon_sums.ckpt');
+      const child = spawn(process.execPath, [CLI, ...base, '--o', o, ...extra], { cwd: V1, stdio: 'ignore' });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      let found = false;
+      while (child.exitCode === null) {
+        found ||= fs.existsSync(ckpt);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      expect(await exited).toBe(0);
+      expect(fs.existsSync(path.join(o, 'merged.mrc'))).toBe(true);
+      return found;
+    };
+    expect(await seen([])).toBe(false);
+    expect(await seen(['--checkpoint_interval', '0'])).toBe(true);
+    const bad = runCli([...base, '--o', path.join(tmp, 'bad'), '--checkpoint_interval', '-1'], V1);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('--checkpoint_interval -1: give seconds ≥ 0');
   });
 
   it('--no_backup writes no checkpoint', () => {

@@ -17,7 +17,8 @@ import { CLI, runCli } from './helpers/paths.js';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-resume-'));
 const data = path.join(tmp, 'data');
 const TOMOS = 4;
-const ARGS = ['reconstruct', '--i', 'optimisation_set.star', '--b', '96', '--j_out', '1', '--j_in', '1'];
+// A checkpoint after every tomogram, as RELION (the default waits for 5 s of work).
+const ARGS = ['reconstruct', '--i', 'optimisation_set.star', '--b', '96', '--j_out', '1', '--j_in', '1', '--checkpoint_interval', '0'];
 
 beforeAll(() => {
   simulateDataset({ ...SIM_DEFAULTS, seed: 11, tomos: TOMOS, particles: 16, tiltStep: 6, image: [256, 256], tomoSize: [256, 256, 128] }, data);

@@ -31,6 +31,12 @@ export const RECONSTRUCT_FLAGS: FlagSpec[] = [
   { name: 'j_in', kind: 'number', describe: 'Threads per particle in RELION; tomorecon runs j_out·j_in particle threads (at most the number of cores); default 3' },
   { name: 'only_do_unfinished', kind: 'boolean', describe: 'Resume an interrupted run from its checkpoint (tomograms already summed are not back-projected again)' },
   { name: 'no_backup', kind: 'boolean', describe: 'Do not write checkpoints of the sums (an interrupted run then starts again)' },
+  {
+    name: 'checkpoint_interval',
+    kind: 'number',
+    describe:
+      'tomorecon: write the sums after a tomogram (and while the maps are made) only once this many seconds of back-projection would otherwise be lost; 0 = after every tomogram, as RELION; default 5',
+  },
   { name: 'no_recon', kind: 'boolean', describe: 'Stop after back-projection; write no maps' },
   { name: 'pipeline_control', kind: 'string', describe: 'RELION pipeliner prefix for RELION_JOB_EXIT_SUCCESS/FAILURE files (note.txt is then not written)' },
 ];
@@ -65,6 +71,7 @@ export function optionsFromArgs(args: Record<string, unknown>, commandLine: stri
     jIn: numberFlag(args, 'j_in', DEFAULTS.jIn),
     onlyDoUnfinished: boolFlag(args, 'only_do_unfinished'),
     noBackup: boolFlag(args, 'no_backup'),
+    checkpointInterval: numberFlag(args, 'checkpoint_interval', DEFAULTS.checkpointInterval),
     noRecon: boolFlag(args, 'no_recon'),
     pipelineControl: stringFlag(args, 'pipeline_control', DEFAULTS.pipelineControl),
     commandLine,

@@ -30,6 +30,12 @@ export interface ReconstructOptions {
   jIn: number;
   onlyDoUnfinished: boolean;
   noBackup: boolean;
+  /**
+   * Seconds of back-projection worth a checkpoint (tomorecon's): after a tomogram (and while the
+   * maps are made) the sums are written only when at least this long has passed since the last
+   * checkpoint or the start; 0 = after every tomogram, as RELION.
+   */
+  checkpointInterval: number;
   noRecon: boolean;
   pipelineControl: string;
   /** argv as typed, for note.txt. */
@@ -63,6 +69,7 @@ export const DEFAULTS: Omit<ReconstructOptions, 'o' | 'b' | 'commandLine'> = {
   jIn: 3,
   onlyDoUnfinished: false,
   noBackup: false,
+  checkpointInterval: 5,
   noRecon: false,
   pipelineControl: '',
 };
@@ -103,6 +110,9 @@ export function validateOptions(o: ReconstructOptions): void {
     throw new TomoError(`--SNR ${o.snr}: give a positive SNR for Wiener filtering, or leave it out (default −1) for the heuristic weight division`);
   }
   if (!(o.cutoffFract >= 0 && o.cutoffFract < 1)) throw new TomoError(`--cutoff_fract ${o.cutoffFract} must be in [0, 1)`);
+  if (!(o.checkpointInterval >= 0 && Number.isFinite(o.checkpointInterval))) {
+    throw new TomoError(`--checkpoint_interval ${o.checkpointInterval}: give seconds ≥ 0 (0: a checkpoint after every tomogram)`);
+  }
   for (const [flag, v] of [['--j', o.j], ['--j_out', o.jOut], ['--j_in', o.jIn]] as const) {
     int(v, flag);
     if (v < 1) throw new TomoError(`${flag} ${v} must be at least 1`);
