@@ -4,11 +4,13 @@
 import { describe, expect, it } from 'vitest';
 import { ExtractionWorkspace, extractFrameSpectrum, roundHalfAway } from '../src/recon/extract.js';
 import { complexOut, interpolateComplex2D, interpolateReal2D } from '../src/recon/interpolation.js';
-import { backprojectSlice, createAccumulator } from '../src/recon/backproject.js';
+import { Accumulator, backprojectSlice, createAccumulator } from '../src/recon/backproject.js';
 import { centreCrop, divideByWeight, griddingCorrect, radialAverage3D, taper, weightToCentredFull } from '../src/recon/finalise.js';
 import { invert3, mat3, mul3, rotationY, rotationZ, transpose3 } from '../src/geometry/matrix.js';
 import { rng } from './helpers/random.js';
 import { warmUpParticleKernel } from '../src/recon/warmUp.js';
+import { foldSphere } from '../src/engine/local.js';
+import { insertionRuns } from '../src/recon/insertion.js';
 
 const wrap = (i: number, n: number): number => (i < n / 2 ? i : i - n);
 
@@ -370,5 +372,32 @@ describe('finalisation', () => {
 describe('kernel warm-up', () => {
   it('inserts every tilt image of its synthetic particles (so threads really compile the whole kernel)', () => {
     expect(warmUpParticleKernel(4)).toBe(4 * 3);
+  });
+});
+
+describe('folding thread sums (foldSphere)', () => {
+  it('adds (or copies onto zero sums) every voxel the back-projection can write, and clears the part', () => {
+    const s = 24;
+    const r = rng(5);
+    const sphere = insertionRuns(s, 1);
+    // Parts hold values inside the sphere only, as after back-projection.
+    const part = (): Accumulator => {
+      const a = createAccumulator(s);
+      for (let i = 0; i < sphere.count; i++) {
+        const arr = sphere.a[i] === 0 ? a.data : a.weight;
+        for (let k = sphere.from[i]; k < sphere.from[i] + sphere.len[i]; k++) arr[k] = r() - 0.5;
+      }
+      return a;
+    };
+    const p1 = part();
+    const p2 = part();
+    const want = { data: p1.data.map((v, i) => v + p2.data[i]), weight: p1.weight.map((v, i) => v + p2.weight[i]) };
+    const sums = createAccumulator(s);
+    foldSphere(sums, p1, sphere, true, true);
+    foldSphere(sums, p2, sphere, false, false);
+    expect(sums.data).toEqual(want.data);
+    expect(sums.weight).toEqual(want.weight);
+    expect(p1.data.every((v) => v === 0) && p1.weight.every((v) => v === 0)).toBe(true);
+    expect(p2.data.some((v) => v !== 0)).toBe(true); // not cleared when asked not to
   });
 });

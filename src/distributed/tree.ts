@@ -8,6 +8,12 @@
  * one level less than a tree whose root worker forwards everything, and, with two workers, no
  * worker-to-worker hop at all.)
  */
+import { LayoutRuns, insertionRuns } from '../recon/insertion.js';
+
+// The pieces the back-projection can write (recon/insertion.ts) are what a round moves.
+export { insertionRadius, insertionRuns } from '../recon/insertion.js';
+export type { LayoutRuns } from '../recon/insertion.js';
+
 export interface TreeNode {
   worker: string;
   /** Parent worker, or null for the coordinator's children. */
@@ -31,64 +37,6 @@ export function coordinatorChildren(participants: string[]): string[] {
 /** Number of levels of workers in the tree: 2^(d+1) − 2 workers fit in d levels. */
 export function treeDepth(n: number): number {
   return n <= 0 ? 0 : Math.ceil(Math.log2(n + 2)) - 1;
-}
-
-/**
- * Pieces of the arrays that travel: piece i is `len[i]` doubles of array `a[i]` from index
- * `from[i]`, packed one after the other in this order; everything else is known to be zero on
- * every node. Typed arrays: at box 512 there are ~830 000 pieces (20 MB), at 128 ~53 000.
- */
-export interface LayoutRuns {
-  count: number;
-  a: Int32Array;
-  from: Float64Array;
-  len: Int32Array;
-}
-
-/**
- * The largest radius (in voxels) the back-projection writes at for box s: its maxFreq is the
- * first row's dose-weighted x range (doseXRanges), at most ⌊√⌊s²/4⌋⌋ + 1.
- */
-export function insertionRadius(s: number): number {
-  return Math.floor(Math.sqrt(Math.floor((s * s) / 4))) + 1;
-}
-
-/**
- * The pieces of a volume set (per half: data, interleaved complex, then weight; half layout
- * sh×s×s) that the back-projection can write: on the (y, z) lines with yy² + zz² ≤ R², the
- * voxels x ≤ ⌊√(R² − yy² − zz²)⌋ (backprojectSlice's own bounds with maxFreq ≤ R =
- * insertionRadius(s)). About half of the volume set at every box size (a sphere in the half box),
- * so a commit round moves half the bytes.
- */
-export function insertionRuns(s: number, halves: number): LayoutRuns {
-  const sh = (s >> 1) + 1;
-  const R = insertionRadius(s);
-  const xr = new Int32Array(s * s).fill(-1); // per line z·s + y: last x inside, or −1
-  let lines = 0;
-  for (let z = 0; z < s; z++) {
-    const zz = z < s / 2 ? z : z - s;
-    for (let y = 0; y < s; y++) {
-      const yy = y < s / 2 ? y : y - s;
-      const rad = R * R - yy * yy - zz * zz;
-      if (rad < 0) continue;
-      xr[z * s + y] = Math.min(sh - 1, Math.trunc(Math.sqrt(rad)));
-      lines++;
-    }
-  }
-  const count = 2 * halves * lines;
-  const runs: LayoutRuns = { count, a: new Int32Array(count), from: new Float64Array(count), len: new Int32Array(count) };
-  let i = 0;
-  for (let arr = 0; arr < 2 * halves; arr++) {
-    const width = arr % 2 === 0 ? 2 : 1; // data: complex; weight: real
-    for (let line = 0; line < s * s; line++) {
-      if (xr[line] < 0) continue;
-      runs.a[i] = arr;
-      runs.from[i] = width * line * sh;
-      runs.len[i] = width * (xr[line] + 1);
-      i++;
-    }
-  }
-  return runs;
 }
 
 /**

@@ -7,6 +7,7 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { TomoError } from '../errors.js';
 import { Accumulator, accumulatorBytes, createAccumulator } from '../recon/backproject.js';
+import { LayoutRuns, insertionRuns } from '../recon/insertion.js';
 import { KernelWorkspace, buildTomogramTables, particleRecordLength, processParticle } from '../recon/particleKernel.js';
 import { ReconstructOptions } from './options.js';
 import { RunPlan, TomogramWork } from './plan.js';
@@ -158,6 +159,9 @@ export async function accumulate(
   // One pixel buffer, the size of the largest tilt series, reused for every tomogram.
   const largest = Math.max(0, ...todo.map((w) => stackBytes(w.tomogram)));
   const pixels = new Float32Array(threads > 0 ? new SharedArrayBuffer(largest) : new ArrayBuffer(largest));
+  const sphere = insertionRuns(plan.kernel.s, 1);
+  // The run's sums are zero until the first fold, unless they come from a checkpoint.
+  const zeroSums = [state.done.size === 0, state.done.size === 0];
   try {
     for (const w of todo) {
       let sums: HalfPair[];
@@ -188,16 +192,17 @@ export async function accumulate(
         });
         sums = await phases.timeAsync('back-projection', () => engine.run(w, loaded.stack, loaded.noise, progress));
       }
-      // Fold every thread's sums into the run's and zero them for the next tomogram.
+      // Fold every thread's sums into the run's and zero them for the next tomogram (not after
+      // the last one), over the insertion sphere only (the rest is zero in both); sums still
+      // zero are copied into rather than added to (their pages not read before being written).
+      const last = w === todo[todo.length - 1];
       phases.time('back-projection', () => {
         for (const part of sums) {
           for (const h of [0, 1]) {
             const a = part[h];
             if (!a) continue;
-            addInto(state.halves[h].data, a.data);
-            addInto(state.halves[h].weight, a.weight);
-            a.data.fill(0);
-            a.weight.fill(0);
+            foldSphere(state.halves[h], a, sphere, zeroSums[h], !last);
+            zeroSums[h] = false;
           }
         }
       });
@@ -352,6 +357,18 @@ function noiseWeightsFor(plan: RunPlan, t: Tomogram, stack: Float32Array, shared
   return out;
 }
 
-function addInto(a: Float64Array, b: Float64Array): void {
-  for (let i = 0; i < a.length; i++) a[i] += b[i];
+/**
+ * sums += part over the pieces of `sphere` (insertionRuns for one half: data, weight), then
+ * part = 0 there when `clear`. `copy`: sums are zero, so part is copied (no read of sums).
+ */
+export function foldSphere(sums: Accumulator, part: Accumulator, sphere: LayoutRuns, copy: boolean, clear: boolean): void {
+  for (let r = 0; r < sphere.count; r++) {
+    const d = sphere.a[r] === 0 ? sums.data : sums.weight;
+    const p = sphere.a[r] === 0 ? part.data : part.weight;
+    const from = sphere.from[r];
+    const to = from + sphere.len[r];
+    if (copy) for (let i = from; i < to; i++) d[i] = p[i];
+    else for (let i = from; i < to; i++) d[i] += p[i];
+    if (clear) p.fill(0, from, to);
+  }
 }
