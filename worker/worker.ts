@@ -91,6 +91,7 @@ export class WorkerProcess {
   private lanes: Lane[] = [];
   /** The pieces of the volume set a round moves, for the box of the last round (see ReducePlan.box). */
   private insertion: { box: number; runs: LayoutRuns } | null = null;
+  private roundKernelsWarm = false;
   /** Compute threads started at launch, not yet given to a lane. */
   private spareThreads: Thread[] = [];
   private seq = 0;
@@ -127,8 +128,6 @@ export class WorkerProcess {
   async run(): Promise<void> {
     if (os.endianness() !== 'LE') throw new TomoError('tomorecon workers need a little-endian host');
     this.spareThreads = Array.from({ length: this.o.threads }, () => this.spawnLaneThread());
-    // Before joining, not on the way from the join to the first chunk.
-    warmUpRoundKernels();
     try {
       this.nc = await connectNats(this.o.nats, this.o.auth, `tomorecon worker ${this.id}`, this.log);
     } catch (e) {
@@ -628,8 +627,15 @@ export class WorkerProcess {
     }
   }
 
-  /** The insertion sphere's pieces for this run's box, computed while a lane computes (not in the round). */
+  /**
+   * Once a lane computes (not on the way to the join, nor in the round): the insertion sphere's
+   * pieces for this run's box, and the round's kernels warmed up (warmUpRoundKernels).
+   */
   private prepareInsertion(): void {
+    if (!this.roundKernelsWarm) {
+      this.roundKernelsWarm = true;
+      warmUpRoundKernels();
+    }
     const box = this.info?.kernel.s;
     if (box === undefined || this.insertion?.box === box) return;
     this.insertion = { box, runs: insertionRuns(box, this.info!.halves) };
