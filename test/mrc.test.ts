@@ -103,6 +103,17 @@ describe('MRC write/read', () => {
     expect(f(216)).toBeCloseTo(std, 5);
   });
 
+  it('header statistics stay exact to float32 for a large mean over a small spread', () => {
+    const n = 10_007; // not a multiple of 4
+    const data = Float64Array.from({ length: n }, (_, i) => 1000 + 1e-3 * Math.sin(i * 0.37));
+    const dv = new DataView(encodeMrc(data, n, 1, 1, 1).buffer);
+    const v32 = Array.from(data, (x) => Math.fround(x));
+    const mean = v32.reduce((a, b) => a + b, 0) / n;
+    const std = Math.sqrt(v32.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+    expect(Math.abs(dv.getFloat32(84, true) - mean)).toBeLessThanOrEqual(mean * 2 ** -23);
+    expect(Math.abs(dv.getFloat32(216, true) - std)).toBeLessThanOrEqual(std * 2 ** -20);
+  });
+
   it('single voxel: rms 0; size mismatch is a programming error', () => {
     const bytes = encodeMrc(new Float32Array([3]), 1, 1, 1, 2);
     expect(bytes.length).toBe(1028);
@@ -119,15 +130,12 @@ describe('MRC write/read', () => {
     const backing = new Float32Array(n + 10);
     const f32 = backing.subarray(4, 4 + n);
     f32.set(f64);
-    // The straightforward statistics: Welford over the float32 values, in order.
-    let mean = 0;
-    let m2 = 0;
-    for (let i = 0; i < n; i++) {
-      const v = Math.fround(f64[i]);
-      const d = v - mean;
-      mean += d / (i + 1);
-      m2 += d * (v - mean);
-    }
+    // The straightforward statistics of the float32 values, in order: mean, then the sum of
+    // squared deviations (the header has them as float32: equal to one float32 step).
+    const v32 = Array.from(f64, (x) => Math.fround(x));
+    const mean = v32.reduce((a, b) => a + b, 0) / n;
+    const m2 = v32.reduce((a, b) => a + (b - mean) ** 2, 0);
+    const close = (got: number, want: number): boolean => Math.abs(got - want) <= Math.abs(want) * 2 ** -23;
     const scratch = new Float32Array(n + 3).fill(7);
     for (const [name, data, extra] of [['a', f64, scratch], ['b', f64, undefined], ['c', f32, undefined]] as const) {
       const file = path.join(dir, `nocopy-${name}.mrc`);
@@ -137,8 +145,10 @@ describe('MRC write/read', () => {
       expect(raw.length, name).toBe(ref.length);
       expect(Buffer.compare(raw.subarray(0, 224), ref.subarray(0, 224)), name).toBe(0);
       expect(Buffer.compare(raw.subarray(304), ref.subarray(304)), name).toBe(0);
-      expect(raw.readFloatLE(84), name).toBe(Math.fround(mean));
-      expect(raw.readFloatLE(216), name).toBe(Math.fround(Math.sqrt(m2 / (n - 1))));
+      expect(close(raw.readFloatLE(84), mean), `${name}: mean ${raw.readFloatLE(84)} vs ${mean}`).toBe(true);
+      expect(close(raw.readFloatLE(216), Math.sqrt(m2 / (n - 1))), `${name}: rms`).toBe(true);
+      expect(raw.readFloatLE(76), name).toBe(Math.min(...v32));
+      expect(raw.readFloatLE(80), name).toBe(Math.max(...v32));
     }
     expect(scratch[n]).toBe(7); // only the first n values of the scratch are used
     expect(() => writeMrc(path.join(dir, 'x.mrc'), f64, nx, ny, nz, 1, new Float32Array(n - 1))).toThrow(RangeError);

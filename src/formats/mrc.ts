@@ -275,26 +275,65 @@ interface VoxelStats {
 }
 
 /**
- * Float32 values of `data` into `out` (which may be `data` itself) and their statistics, in one
- * pass. The statistics describe exactly the float32 values written. Welford's update is
- * numerically stable in one pass; its mean chain (a division per voxel) bounds the speed, and is
- * kept as it is because the header values it gives are part of the byte-identical output.
+ * Float32 values of `data` into `out` (which may be `data` itself) and their statistics: min,
+ * max, mean and sample standard deviation of exactly the float32 values written, in two passes
+ * (the sum, then the squared deviations from the mean), four partial sums each. Until 2026-11-26
+ * a one-pass Welford update, whose division per voxel in a dependency chain bounded the speed;
+ * the header values differ from it in the last bits of float32 at most (test).
  */
 function toFloat32WithStats(data: Float32Array | Float64Array, out: Float32Array): VoxelStats {
   const n = data.length;
+  const n4 = n & ~3;
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  for (let i = 0; i < n4; i += 4) {
+    out[i] = data[i];
+    out[i + 1] = data[i + 1];
+    out[i + 2] = data[i + 2];
+    out[i + 3] = data[i + 3];
+    s0 += out[i];
+    s1 += out[i + 1];
+    s2 += out[i + 2];
+    s3 += out[i + 3];
+  }
+  for (let i = n4; i < n; i++) {
+    out[i] = data[i];
+    s0 += out[i];
+  }
+  const mean = (s0 + s1 + s2 + s3) / n;
   let min = Infinity;
   let max = -Infinity;
-  let mean = 0;
-  let m2 = 0;
-  for (let i = 0; i < n; i++) {
-    out[i] = data[i];
+  let q0 = 0;
+  let q1 = 0;
+  let q2 = 0;
+  let q3 = 0;
+  for (let i = 0; i < n4; i += 4) {
+    const a = out[i];
+    const b = out[i + 1];
+    const c = out[i + 2];
+    const d = out[i + 3];
+    if (a < min) min = a;
+    if (a > max) max = a;
+    if (b < min) min = b;
+    if (b > max) max = b;
+    if (c < min) min = c;
+    if (c > max) max = c;
+    if (d < min) min = d;
+    if (d > max) max = d;
+    q0 += (a - mean) * (a - mean);
+    q1 += (b - mean) * (b - mean);
+    q2 += (c - mean) * (c - mean);
+    q3 += (d - mean) * (d - mean);
+  }
+  for (let i = n4; i < n; i++) {
     const v = out[i];
     if (v < min) min = v;
     if (v > max) max = v;
-    const d = v - mean;
-    mean += d / (i + 1);
-    m2 += d * (v - mean);
+    q0 += (v - mean) * (v - mean);
   }
+  const m2 = q0 + q1 + q2 + q3;
   return { min, max, mean, rms: n > 1 ? Math.sqrt(m2 / (n - 1)) : 0 };
 }
 
