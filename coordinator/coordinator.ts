@@ -1028,9 +1028,10 @@ export class Coordinator {
    * sums when the round commits. Allocated, and every page written, before the first round (a
    * slice per turn of the event loop), so that the round takes no page faults. The committed sums
    * are not touched: while they are zero the first round copies instead of adding (nothing reads
-   * them), and after it they are the next round's arrays, touched then (finishRound). Touching a
-   * page costs about 11 µs on the benchmark machine: 0.27 s of CPU for both box-128 sets, taken
-   * from the workers at the start of the run.
+   * them), and after it they are the next round's arrays, touched then (finishRound). (Touching
+   * both box-128 sets, reading each page and writing it back, took 0.27 s in the coordinator's
+   * CPU profile of a bench run, while the workers computed their first chunks; fresh arrays are
+   * now touched by writing only, one fault per page instead of two.)
    */
   private prepareRoundSums(): void {
     if (this.roundArrays || this.ledger.allCommitted()) return;

@@ -19,7 +19,7 @@
 import { parentPort } from 'node:worker_threads';
 import { isTomoError } from '../src/errors.js';
 import { FrameCache } from '../src/distributed/frames.js';
-import { LayoutRuns, insertionRuns } from '../src/distributed/tree.js';
+import { LayoutRuns, insertionRuns } from '../src/recon/insertion.js';
 import type { TomoInfo } from '../src/distributed/messages.js';
 import type { Chunk } from '../src/distributed/chunks.js';
 import { periodogramProfile, paintNoiseWeights } from '../src/physics/noise.js';
