@@ -11,9 +11,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isTomoError } from '../errors.js';
-import { Accumulator } from '../recon/backproject.js';
+import { Accumulator, accumulatorBytes } from '../recon/backproject.js';
+import { WasmArena } from '../recon/wasmArena.js';
 import { KernelOptions, KernelWorkspace, TomogramGeometry, buildTomogramTables, processParticle, processParticleFrame } from '../recon/particleKernel.js';
-import { warmUpParticleKernel } from '../recon/warmUp.js';
+import { WARM_UP_ARENA_BYTES, warmUpParticleKernel } from '../recon/warmUp.js';
 
 export interface TomogramMessage {
   type: 'tomogram';
@@ -55,14 +56,19 @@ export type WorkerReply =
   | { type: 'error'; message: string; tomo: boolean; stack?: string };
 
 const port = parentPort!;
-// Compiled while the main thread loads the first tilt series (see warmUp.ts).
-warmUpParticleKernel();
 const kernel = workerData.kernel as KernelOptions;
-const ws = new KernelWorkspace(kernel);
+// The thread's accumulators (both halves, created when first needed) and slice buffers live in
+// one WebAssembly arena, so that slices are inserted by the WebAssembly kernel (wasmArena.ts).
+// Its pages are only reserved until written: memory use is as with separate buffers.
+const arena = WasmArena.create(2 * accumulatorBytes(kernel.s) + KernelWorkspace.arenaBytes(kernel.s) + WARM_UP_ARENA_BYTES);
+// Compiled while the main thread loads the first tilt series (see warmUp.ts).
+warmUpParticleKernel(8, arena);
+const ws = new KernelWorkspace(kernel, arena);
 const halves: (Accumulator | null)[] = [null, null];
 
 function sharedAccumulator(s: number): Accumulator {
   const n = ((s >> 1) + 1) * s * s;
+  if (arena) return { data: arena.f64(2 * n), weight: arena.f64(n) };
   return {
     data: new Float64Array(new SharedArrayBuffer(16 * n)),
     weight: new Float64Array(new SharedArrayBuffer(8 * n)),

@@ -9,7 +9,8 @@ import { ctfConstants, drawCtf, CtfConstants, CtfParams } from '../physics/ctf.j
 import { doseExponents, doseXRanges, drawDoseWeightsFrom } from '../physics/dose.js';
 import { AberrationTables, applyOddAberration } from '../physics/aberrations.js';
 import { Deformation, addDeformation, fourierFrequencies } from '../geometry/deformation.js';
-import { Accumulator, backprojectSlice } from './backproject.js';
+import { Accumulator } from './backproject.js';
+import { WasmArena, insertSlice } from './wasmArena.js';
 import { ExtractionWorkspace, extractFrameSpectrum } from './extract.js';
 
 /** Options that are the same for every tomogram of a run. */
@@ -147,12 +148,25 @@ export class KernelWorkspace {
   readonly ctfConstants = {} as CtfConstants;
   readonly ctfParams: CtfParams = { defocusU: 0, defocusV: 0, defocusAngle: 0, voltage: 0, cs: 0, q0: 0, bfactor: 0, scale: 1, phaseShift: 0 };
 
-  constructor(readonly opts: KernelOptions) {
+  /**
+   * With an arena the slice buffers live in it, and slices are inserted with its WebAssembly
+   * into accumulators that live there too (wasmArena.ts); otherwise with backprojectSlice.
+   */
+  constructor(
+    readonly opts: KernelOptions,
+    readonly arena: WasmArena | null = null,
+  ) {
     const sh = (opts.s >> 1) + 1;
     this.extraction = new ExtractionWorkspace(opts.s, opts.s0);
-    this.slice = new Float32Array(2 * sh * opts.s);
-    this.sliceWeight = new Float32Array(sh * opts.s);
+    this.slice = arena ? arena.f32(2 * sh * opts.s) : new Float32Array(2 * sh * opts.s);
+    this.sliceWeight = arena ? arena.f32(sh * opts.s) : new Float32Array(sh * opts.s);
     this.ctf = new Float32Array(sh * opts.s);
+  }
+
+  /** Bytes an arena needs for a workspace's slice buffers (with alignment). */
+  static arenaBytes(s: number): number {
+    const sh = (s >> 1) + 1;
+    return 12 * sh * s + 256;
   }
 
   /** Bytes held by one workspace, for the memory estimate. */
@@ -283,6 +297,6 @@ export function processParticleFrame(
       M[i * 3 + j] = scaleRatio * (Pf[i * 4] * rec[A + j] + Pf[i * 4 + 1] * rec[A + 3 + j] + Pf[i * 4 + 2] * rec[A + 6 + j]);
     }
   }
-  backprojectSlice(acc, s, P, Wt, M, ranges[0]);
+  insertSlice(ws.arena, acc, s, P, Wt, M, ranges[0]);
   return true;
 }

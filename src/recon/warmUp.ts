@@ -7,11 +7,19 @@
  * the tilt series loads) has it compiled by then. Nothing it computes is kept.
  */
 import { eulerToMatrix } from '../geometry/matrix.js';
-import { createAccumulator } from './backproject.js';
+import { Accumulator, accumulatorBytes, createAccumulator } from './backproject.js';
+import type { WasmArena } from './wasmArena.js';
 import { KernelOptions, KernelWorkspace, TomogramGeometry, buildTomogramTables, packParticle, particleRecordLength, processParticle } from './particleKernel.js';
 
-/** Runs `particles` particles × 3 tilts at box 32 through the kernel; returns the tilt images inserted. */
-export function warmUpParticleKernel(particles = 8): number {
+/** Bytes warmUpParticleKernel takes from an arena (its accumulators and slice buffers at box 32). */
+export const WARM_UP_ARENA_BYTES = 2 * accumulatorBytes(32) + KernelWorkspace.arenaBytes(32) + 1024;
+
+/**
+ * Runs `particles` particles × 3 tilts at box 32 through the kernel; returns the tilt images
+ * inserted. With an arena (WARM_UP_ARENA_BYTES of it are used for good) the insertion is the
+ * WebAssembly one, which V8 also compiles in tiers.
+ */
+export function warmUpParticleKernel(particles = 8, arena: WasmArena | null = null): number {
   const s = 32;
   const W = 96;
   const F = 3;
@@ -50,8 +58,12 @@ export function warmUpParticleKernel(particles = 8): number {
   const stack = new Float32Array(W * W * F);
   for (let i = 0; i < stack.length; i++) stack[i] = Math.sin(i * 0.37) + Math.cos(i * 0.011);
   const tables = buildTomogramTables(opts, geometry, stack, null);
-  const ws = new KernelWorkspace(opts);
-  const halves = [createAccumulator(s), createAccumulator(s)];
+  const ws = new KernelWorkspace(opts, arena);
+  const inArena = (): Accumulator => {
+    const n = ((s >> 1) + 1) * s * s;
+    return { data: arena!.f64(2 * n), weight: arena!.f64(n) };
+  };
+  const halves = arena ? [inArena(), inArena()] : [createAccumulator(s), createAccumulator(s)];
   const len = particleRecordLength(F);
   const records = new Float64Array(particles * len);
   for (let p = 0; p < particles; p++) {
