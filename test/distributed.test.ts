@@ -95,6 +95,8 @@ describe.each(['c1', 'crop'])('coordinator + 3 workers, V1/%s', (name) => {
     expect(coordinator.lines().filter((l) => l.msg === 'chunk assigned' && l.fields?.ahead === true).length).toBeGreaterThan(0);
     const all = [coordinator, ...workers].map((p) => p.stderr).join('\n');
     expect(all).toContain('checksum mismatch on a received segment');
+    // The workers' threads insert slices with the WebAssembly kernel.
+    for (const w of workers) expect(w.lines().find((l) => l.msg === 'joined the run')?.fields?.insertion).toBe('WebAssembly');
     // Every process ends with its CPU time (the benchmark adds them up).
     for (const [p, msg] of [[coordinator, 'done'], ...workers.map((w) => [w, 'run finished; exiting'] as const)] as const) {
       const f = p.lines().find((l) => l.msg === msg)?.fields;

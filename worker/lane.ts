@@ -25,7 +25,8 @@ import type { Chunk } from '../src/distributed/chunks.js';
 import { periodogramProfile, paintNoiseWeights } from '../src/physics/noise.js';
 import { Accumulator } from '../src/recon/backproject.js';
 import { KernelOptions, KernelWorkspace, TomogramTables, buildTomogramTables, processParticleFrame } from '../src/recon/particleKernel.js';
-import { warmUpParticleKernel } from '../src/recon/warmUp.js';
+import { WARM_UP_ARENA_BYTES, warmUpParticleKernel } from '../src/recon/warmUp.js';
+import { WasmArena } from '../src/recon/wasmArena.js';
 
 export interface LaneInit {
   kernel: KernelOptions;
@@ -33,6 +34,8 @@ export interface LaneInit {
   arrays: Float64Array[];
   /** The same layout: the chunk being computed, or finished and awaiting its verdict. */
   scratch: Float64Array[];
+  /** The WebAssembly arena the arrays above live in, and how much of it they take; null: none. */
+  arena: { memory: WebAssembly.Memory; used: number } | null;
   /**
    * Shared cell [0]: copies with a token up to this one are cancelled (set and notified by the
    * main thread; tokens grow, and a copy that can be cancelled alone is never queued behind another).
@@ -74,8 +77,9 @@ export type LaneReply =
   | { type: 'error'; chunk: number; message: string; userError: boolean; stack?: string };
 
 const port = parentPort!;
-// Compiled while the worker connects and waits to join (see warmUp.ts).
-warmUpParticleKernel();
+// Compiled while the worker connects and waits to join (see warmUp.ts); the insertion in
+// WebAssembly, as the lane's arena will have it (a small arena of its own for this).
+warmUpParticleKernel(8, WasmArena.create(WARM_UP_ARENA_BYTES));
 // Set by the 'init' message, which comes before any chunk.
 let init!: LaneInit;
 let kernel!: KernelOptions;
@@ -95,7 +99,8 @@ function pairs(a: Float64Array[]): Accumulator[] {
 function setUp(i: LaneInit): void {
   init = i;
   kernel = i.kernel;
-  ws = new KernelWorkspace(kernel);
+  // Slices go into the arena of the accumulators, so that the WebAssembly kernel inserts them.
+  ws = new KernelWorkspace(kernel, i.arena ? WasmArena.wrap(i.arena.memory, i.arena.used) : null);
   acc = i.arrays;
   scratch = i.scratch;
   control = i.control;

@@ -32,6 +32,9 @@ import { LayoutRuns, SetLayout, insertionRuns, warmUpRoundKernels } from '../src
 import { connectNats } from '../coordinator/net/nats.js';
 import { AbortedError, DataPlane, sendSubtree } from '../coordinator/net/dataPlane.js';
 import { Wakeup } from '../src/distributed/wakeup.js';
+import { accumulatorBytes } from '../src/recon/backproject.js';
+import { KernelWorkspace } from '../src/recon/particleKernel.js';
+import { WasmArena } from '../src/recon/wasmArena.js';
 import { MetricsServer, serveMetrics } from '../coordinator/net/metricsServer.js';
 // Loaded only with --metrics-port: prom-client adds ~25 ms to every process start.
 import type { WorkerMetrics } from '../src/metrics/registry.js';
@@ -54,6 +57,8 @@ interface Lane {
   scratch: Float64Array[];
   /** [0]: copies with a token up to this one are cancelled (tokens only grow). */
   control: Int32Array;
+  /** Its arrays live in a WebAssembly arena: the thread inserts with the WebAssembly kernel. */
+  wasm: boolean;
   /** The copy being computed. */
   busy: Copy | null;
   /** A direct copy taken ahead, posted to the thread behind `busy` (starts when it ends). */
@@ -274,6 +279,8 @@ export class WorkerProcess {
           threads: this.lanes.length,
           cacheFramesPerThread: this.mem!.cacheFramesPerLane,
           plannedMiB: Math.round(this.mem!.totalBytes / MiB),
+          // Whether the threads insert slices with the WebAssembly kernel (recon/wasmArena.ts).
+          insertion: this.lanes.every((l) => l.wasm) ? 'WebAssembly' : 'JavaScript',
         });
         return null;
       }
@@ -318,12 +325,16 @@ export class WorkerProcess {
     this.mem = plan;
     const sh = (k.s >> 1) + 1;
     for (let i = 0; i < plan.lanes; i++) {
+      // Accumulators and scratch in the lane's WebAssembly arena (its slice buffers follow them
+      // there, lane.ts), so that it inserts with the WebAssembly kernel; else shared buffers.
+      const arena = WasmArena.create(2 * info.halves * accumulatorBytes(k.s) + KernelWorkspace.arenaBytes(k.s));
+      const f64 = (n: number): Float64Array => (arena ? arena.f64(n) : new Float64Array(new SharedArrayBuffer(8 * n)));
       const arrays: Float64Array[] = [];
       const scratch: Float64Array[] = [];
       for (const set of [arrays, scratch]) {
         for (let h = 0; h < info.halves; h++) {
-          set.push(new Float64Array(new SharedArrayBuffer(2 * sh * k.s * k.s * 8)));
-          set.push(new Float64Array(new SharedArrayBuffer(sh * k.s * k.s * 8)));
+          set.push(f64(2 * sh * k.s * k.s));
+          set.push(f64(sh * k.s * k.s));
         }
       }
       const control = new Int32Array(new SharedArrayBuffer(4));
@@ -331,6 +342,7 @@ export class WorkerProcess {
         kernel: k,
         arrays,
         scratch,
+        arena: arena ? { memory: arena.memory, used: arena.used } : null,
         control,
         cacheFrames: plan.cacheFramesPerLane,
         framePixels: info.maxFramePixels,
@@ -338,7 +350,7 @@ export class WorkerProcess {
       };
       const thread = this.spareThreads.shift() ?? this.spawnLaneThread();
       thread.postMessage({ type: 'init', ...init } satisfies LaneMessage);
-      this.lanes.push({ thread, arrays, scratch, control, busy: null, queued: null, holding: null, folds: 0 });
+      this.lanes.push({ thread, arrays, scratch, control, wasm: arena !== null, busy: null, queued: null, holding: null, folds: 0 });
     }
     // Started at launch but not allowed by the memory plan.
     for (const t of this.spareThreads.splice(0)) void t.terminate();

@@ -5,6 +5,8 @@
 import path from 'node:path';
 import { TomoError } from '../errors.js';
 import { accumulate, planMemory, zeroHalves } from './local.js';
+import { threadArenaBytes } from './threadArena.js';
+import { wasmArenaPossible } from '../recon/wasmArena.js';
 import { checkpointPath, readCheckpoint, runFingerprint, writeCheckpointDeferred } from './checkpoint.js';
 import { finishRun, prepareOutputDir } from './finish.js';
 import { FinalisationPool, worthWarmingUp } from './finalisePool.js';
@@ -33,7 +35,8 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   const mem = planMemory(plan, o);
   log(
     `${plan.totalParticles} particles in ${plan.work.length} tomograms, box ${plan.kernel.s} (extraction ${plan.kernel.s0}), ` +
-      `${mem.threads || 1} thread(s), estimated peak memory ${(mem.totalBytes / 1024 ** 2).toFixed(0)} MiB`,
+      `${mem.threads || 1} thread(s), estimated peak memory ${(mem.totalBytes / 1024 ** 2).toFixed(0)} MiB, ` +
+      `insertion in ${mem.threads > 0 && wasmArenaPossible(threadArenaBytes(plan.kernel.s)) ? 'WebAssembly' : 'JavaScript'}`,
   );
   prepareOutputDir(o.o);
   const ckptFile = checkpointPath(o.o);

@@ -11,10 +11,11 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isTomoError } from '../errors.js';
-import { Accumulator, accumulatorBytes } from '../recon/backproject.js';
+import { Accumulator } from '../recon/backproject.js';
 import { WasmArena } from '../recon/wasmArena.js';
 import { KernelOptions, KernelWorkspace, TomogramGeometry, buildTomogramTables, processParticle, processParticleFrame } from '../recon/particleKernel.js';
-import { WARM_UP_ARENA_BYTES, warmUpParticleKernel } from '../recon/warmUp.js';
+import { warmUpParticleKernel } from '../recon/warmUp.js';
+import { threadArenaBytes } from './threadArena.js';
 
 export interface TomogramMessage {
   type: 'tomogram';
@@ -60,7 +61,7 @@ const kernel = workerData.kernel as KernelOptions;
 // The thread's accumulators (both halves, created when first needed) and slice buffers live in
 // one WebAssembly arena, so that slices are inserted by the WebAssembly kernel (wasmArena.ts).
 // Its pages are only reserved until written: memory use is as with separate buffers.
-const arena = WasmArena.create(2 * accumulatorBytes(kernel.s) + KernelWorkspace.arenaBytes(kernel.s) + WARM_UP_ARENA_BYTES);
+const arena = WasmArena.create(threadArenaBytes(kernel.s));
 // Compiled while the main thread loads the first tilt series (see warmUp.ts).
 warmUpParticleKernel(8, arena);
 const ws = new KernelWorkspace(kernel, arena);

@@ -57,15 +57,30 @@ export class WasmArena {
   /** An arena of at least `bytes`, or null when WebAssembly cannot provide one. */
   static create(bytes: number): WasmArena | null {
     const pages = Math.ceil((bytes + 64 * 16) / PAGE);
-    const module = backprojectModule();
-    if (!module || pages > MAX_PAGES) return null;
+    if (!backprojectModule() || pages > MAX_PAGES) return null;
     try {
-      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-      const instance = new WebAssembly.Instance(module, { env: { memory } });
-      return new WasmArena(memory, memory.buffer as unknown as SharedArrayBuffer, instance.exports.backproject as Backproject);
+      return WasmArena.wrap(new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }), 64);
     } catch {
       return null;
     }
+  }
+
+  /**
+   * The arena over `memory` made by another thread (a shared WebAssembly.Memory goes through
+   * postMessage), handing out from byte `from` on (what that thread took, `used`).
+   */
+  static wrap(memory: WebAssembly.Memory, from: number): WasmArena | null {
+    const module = backprojectModule();
+    if (!module) return null;
+    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    const arena = new WasmArena(memory, memory.buffer as unknown as SharedArrayBuffer, instance.exports.backproject as Backproject);
+    arena.next = from;
+    return arena;
+  }
+
+  /** Bytes handed out so far (where another thread's wrap goes on). */
+  get used(): number {
+    return this.next;
   }
 
   private take(bytes: number): number {
@@ -90,6 +105,11 @@ export class WasmArena {
     this.backproject(acc.data.byteOffset, acc.weight.byteOffset, s, P.byteOffset, Wt.byteOffset, M[0], M[1], M[2], M[3], M[4], M[5], M[6], M[7], M[8], maxFreq);
     return true;
   }
+}
+
+/** Whether an arena of `bytes` can be made here (the module compiles and the size fits in 4 GiB). */
+export function wasmArenaPossible(bytes: number): boolean {
+  return backprojectModule() !== null && Math.ceil((bytes + 64 * 16) / PAGE) <= MAX_PAGES;
 }
 
 /** Inserts with the arena's WebAssembly when it can, else with backprojectSlice. */
