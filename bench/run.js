@@ -315,6 +315,17 @@ results.stages.ctfPerParticleTiltMs = time(200, () => drawCtf(k, s, 2, ctf, null
 const acc = createAccumulator(s);
 const Wt = Float32Array.from({ length: sh * s }, () => rnd());
 results.stages.backprojectSliceMs = time(200, (i) => backprojectSlice(acc, s, slice, Wt, eulerToMatrix(17 * i, 40 + (i % 50), 33 * i), 64));
+// The same insertion with the WebAssembly kernel the compute threads use (recon/wasmArena.ts).
+const { WasmArena } = await dist('recon/wasmArena.js');
+const arena = WasmArena.create(2 * acc.data.byteLength + 2 * slice.byteLength + 2 * Wt.byteLength);
+if (arena) {
+  const accW = { data: arena.f64(acc.data.length), weight: arena.f64(acc.weight.length) };
+  const sliceW = arena.f32(slice.length);
+  const WtW = arena.f32(Wt.length);
+  sliceW.set(slice);
+  WtW.set(Wt);
+  results.stages.backprojectSliceWasmMs = time(200, (i) => arena.insert(accW, s, sliceW, WtW, eulerToMatrix(17 * i, 40 + (i % 50), 33 * i), 64));
+}
 results.stages.finaliseOneTagMs = time(3, () => {
   const data = acc.data.slice();
   const V = griddingCorrect(data, s, true);
