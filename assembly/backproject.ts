@@ -127,19 +127,25 @@ export function backproject(
         const b = r0 + ix1;
         const d = r1 + ix0;
         const e = r1 + ix1;
-        const pa = P + (<usize>a << 3);
-        const pb = P + (<usize>b << 3);
-        const pd = P + (<usize>d << 3);
-        const pe = P + (<usize>e << 3);
-        const vr = gy * (gx * <f64>load<f32>(pa) + fx * <f64>load<f32>(pb)) + fy * (gx * <f64>load<f32>(pd) + fx * <f64>load<f32>(pe));
-        const vi = gy * (gx * <f64>load<f32>(pa, 4) + fx * <f64>load<f32>(pb, 4)) + fy * (gx * <f64>load<f32>(pd, 4) + fx * <f64>load<f32>(pe, 4));
+        // The complex sample as one (re, im) pair of lanes: each lane does the scalar code's
+        // operations in its order (no fused multiply-add in WebAssembly), so the sums are the same.
+        const va = f64x2.promote_low_f32x4(v128.load64_zero(P + (<usize>a << 3)));
+        const vb = f64x2.promote_low_f32x4(v128.load64_zero(P + (<usize>b << 3)));
+        const vd = f64x2.promote_low_f32x4(v128.load64_zero(P + (<usize>d << 3)));
+        const ve = f64x2.promote_low_f32x4(v128.load64_zero(P + (<usize>e << 3)));
+        const sgx = f64x2.splat(gx);
+        const sfx = f64x2.splat(fx);
+        const v = f64x2.add(
+          f64x2.mul(f64x2.splat(gy), f64x2.add(f64x2.mul(sgx, va), f64x2.mul(sfx, vb))),
+          f64x2.mul(f64x2.splat(fy), f64x2.add(f64x2.mul(sgx, vd), f64x2.mul(sfx, ve))),
+        );
         const g =
           gy * (gx * <f64>load<f32>(Wt + (<usize>a << 2)) + fx * <f64>load<f32>(Wt + (<usize>b << 2))) +
           fy * (gx * <f64>load<f32>(Wt + (<usize>d << 2)) + fx * <f64>load<f32>(Wt + (<usize>e << 2)));
         const i = line + x;
         const di = data + (<usize>i << 4);
-        store<f64>(di, load<f64>(di) + c * vr);
-        store<f64>(di, load<f64>(di, 8) + c * conj * vi, 8);
+        // data += (c·vr, (c·conj)·vi)
+        v128.store(di, f64x2.add(v128.load(di), f64x2.mul(f64x2(c, c * conj), v)));
         const wi = weight + (<usize>i << 3);
         store<f64>(wi, load<f64>(wi) + c * g);
       }
