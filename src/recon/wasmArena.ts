@@ -5,9 +5,10 @@
  * WebAssembly.Memory (a SharedArrayBuffer, so the main thread reads and folds the accumulators as
  * before) handed out in aligned pieces. Its pages are reserved, not used, until written.
  *
- * insert() is backprojectSlice, bit for bit (test/wasm.test.ts), 1.4× faster on the benchmark's
- * box-128 slices (0.227 against 0.317 ms). Arrays that do not live in the arena (or a host
- * without WebAssembly, or a box whose arena would pass 4 GiB) use the JavaScript function.
+ * insert() is backprojectSlice, bit for bit (test/wasm.test.ts), in about half its time (the
+ * bench's stage, box 128: 0.31–0.36 against 0.70–0.75 ms per slice). Arrays that do not live in
+ * the arena (or a host without WebAssembly, or a box whose arena would pass 4 GiB) use the
+ * JavaScript function.
  */
 import { Accumulator, backprojectSlice } from './backproject.js';
 import { BACKPROJECT_WASM_BASE64 } from './backprojectWasm.js';
