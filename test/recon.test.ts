@@ -9,8 +9,7 @@ import { centreCrop, divideByWeight, griddingCorrect, radialAverage3D, taper, we
 import { invert3, mat3, mul3, rotationY, rotationZ, transpose3 } from '../src/geometry/matrix.js';
 import { rng } from './helpers/random.js';
 import { warmUpParticleKernel } from '../src/recon/warmUp.js';
-import { foldSphere } from '../src/engine/local.js';
-import { insertionRuns } from '../src/recon/insertion.js';
+import { foldSphere, insertionRuns } from '../src/recon/insertion.js';
 
 const wrap = (i: number, n: number): number => (i < n / 2 ? i : i - n);
 

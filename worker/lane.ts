@@ -19,7 +19,7 @@
 import { parentPort } from 'node:worker_threads';
 import { isTomoError } from '../src/errors.js';
 import { FrameCache } from '../src/distributed/frames.js';
-import { LayoutRuns, insertionRuns } from '../src/recon/insertion.js';
+import { LayoutRuns, clearSphere, foldSphere, insertionRuns } from '../src/recon/insertion.js';
 import type { TomoInfo } from '../src/distributed/messages.js';
 import type { Chunk } from '../src/distributed/chunks.js';
 import { periodogramProfile, paintNoiseWeights } from '../src/physics/noise.js';
@@ -198,22 +198,10 @@ function run(m: LaneChunk): void {
 function settle(m: LaneVerdict): void {
   const t0 = Date.now();
   if (heldToken !== m.token) throw new Error(`verdict for chunk ${m.chunk} (copy ${m.token}), which this thread does not hold`);
-  const runs = sphere;
   for (let h = 0; 2 * h < scratch.length; h++) {
     if (!touched[h]) continue;
-    for (let r = 0; r < runs.count; r++) {
-      const k = 2 * h + runs.a[r];
-      const s = scratch[k];
-      const from = runs.from[r];
-      const to = from + runs.len[r];
-      if (m.count) {
-        const d = acc[k];
-        for (let i = from; i < to; i++) {
-          d[i] += s[i];
-          s[i] = 0;
-        }
-      } else s.fill(0, from, to);
-    }
+    if (m.count) foldSphere(accHalves[h], scratchHalves[h], sphere, false, true);
+    else clearSphere(scratchHalves[h], sphere);
   }
   heldToken = 0;
   const reply: LaneReply = { type: 'folded', token: m.token, chunk: m.chunk, counted: m.count, seconds: (Date.now() - t0) / 1000 };

@@ -32,7 +32,7 @@ import { LayoutRuns, SetLayout, insertionRuns, warmUpRoundKernels } from '../src
 import { connectNats } from '../coordinator/net/nats.js';
 import { AbortedError, DataPlane, sendSubtree } from '../coordinator/net/dataPlane.js';
 import { Wakeup } from '../src/distributed/wakeup.js';
-import { accumulatorBytes } from '../src/recon/backproject.js';
+import { Accumulator, accumulatorBytes } from '../src/recon/backproject.js';
 import { KernelWorkspace } from '../src/recon/particleKernel.js';
 import { WasmArena } from '../src/recon/wasmArena.js';
 import { MetricsServer, serveMetrics } from '../coordinator/net/metricsServer.js';
@@ -328,13 +328,14 @@ export class WorkerProcess {
       // Accumulators and scratch in the lane's WebAssembly arena (its slice buffers follow them
       // there, lane.ts), so that it inserts with the WebAssembly kernel; else shared buffers.
       const arena = WasmArena.create(2 * info.halves * accumulatorBytes(k.s) + KernelWorkspace.arenaBytes(k.s));
-      const f64 = (n: number): Float64Array => (arena ? arena.f64(n) : new Float64Array(new SharedArrayBuffer(8 * n)));
+      const pair = (): Accumulator =>
+        arena?.accumulator(k.s) ?? { data: new Float64Array(new SharedArrayBuffer(16 * sh * k.s * k.s)), weight: new Float64Array(new SharedArrayBuffer(8 * sh * k.s * k.s)) };
       const arrays: Float64Array[] = [];
       const scratch: Float64Array[] = [];
       for (const set of [arrays, scratch]) {
         for (let h = 0; h < info.halves; h++) {
-          set.push(f64(2 * sh * k.s * k.s));
-          set.push(f64(sh * k.s * k.s));
+          const a = pair();
+          set.push(a.data, a.weight);
         }
       }
       const control = new Int32Array(new SharedArrayBuffer(4));
@@ -519,7 +520,7 @@ export class WorkerProcess {
           else lane.queued = copy;
           const m: LaneChunk = { type: 'chunk', token: copy.token, held: copy.held, chunk: reply.chunk, tomo: reply.tomo, records: reply.records };
           lane.thread.postMessage(m);
-          this.prepareInsertion();
+          this.prepareForRounds();
           if (reply.speculative) {
             this.log.info('took a second copy of a straggling chunk', { chunk: reply.chunk.id, attempt: reply.attempt, tomogram: reply.chunk.tomoName });
           } else this.log.debug('chunk taken', { chunk: reply.chunk.id, tomogram: reply.chunk.tomoName });
@@ -643,14 +644,18 @@ export class WorkerProcess {
    * Once a lane computes (not on the way to the join, nor in the round): the insertion sphere's
    * pieces for this run's box, and the round's kernels warmed up (warmUpRoundKernels).
    */
-  private prepareInsertion(): void {
+  private prepareForRounds(): void {
     if (!this.roundKernelsWarm) {
       this.roundKernelsWarm = true;
       warmUpRoundKernels();
     }
-    const box = this.info?.kernel.s;
-    if (box === undefined || this.insertion?.box === box) return;
-    this.insertion = { box, runs: insertionRuns(box, this.info!.halves) };
+    if (this.info) this.insertionFor(this.info.kernel.s, this.info.halves);
+  }
+
+  /** The insertion sphere's pieces of a volume set for box s (kept for the last box asked). */
+  private insertionFor(box: number, halves: number): LayoutRuns {
+    if (this.insertion?.box !== box) this.insertion = { box, runs: insertionRuns(box, halves) };
+    return this.insertion.runs;
   }
 
   private startRound(plan: ReducePlan): void {
@@ -674,8 +679,7 @@ export class WorkerProcess {
 
   /** This node's part of the tree: own sums + children's, segment by segment, up to the parent. */
   private async reduce(plan: ReducePlan, signal: AbortSignal): Promise<number> {
-    if (plan.box !== undefined && this.insertion?.box !== plan.box) this.insertion = { box: plan.box, runs: insertionRuns(plan.box, plan.lengths.length / 2) };
-    const layout = new SetLayout(plan.lengths, plan.segmentDoubles, plan.box !== undefined ? this.insertion!.runs : undefined);
+    const layout = new SetLayout(plan.lengths, plan.segmentDoubles, plan.box !== undefined ? this.insertionFor(plan.box, plan.lengths.length / 2) : undefined);
     const K = layout.segments;
     const plane = this.plane!;
     const receiver = plan.children.length > 0 ? plane.openRound(plan.epoch, plan.round, plan.children, layout) : null;

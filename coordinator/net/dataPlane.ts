@@ -461,14 +461,8 @@ export async function sendSubtree(o: {
   for (let k = 0; k < K; k++) {
     const last = k === K - 1;
     const contrib: Record<string, number[]> | undefined = last ? { ...o.own } : undefined;
-    let out: Float64Array | null = null;
+    let out = children.length ? await sumChildren(receiver!, children, k, signal, contrib) : null;
     let pooled: Float64Array | null = null;
-    for (const child of children) {
-      const seg = await receiver!.take(child, k, signal);
-      if (out) addSegment(out, seg.data);
-      else out = seg.data;
-      if (last) Object.assign(contrib!, seg.contrib ?? {});
-    }
     if (out) {
       for (const arrays of sources) layout.addOut(arrays, k, out);
     } else if (sources.length === 1 && (out = layout.view(sources[0], k))) {
@@ -489,6 +483,21 @@ export async function sendSubtree(o: {
 }
 
 /**
+ * Segment k of every child, summed into the first child's segment as received (which the taker
+ * owns), or null without children; with `contrib`, the children's chunk lists are added to it.
+ */
+async function sumChildren(receiver: RoundReceiver, children: string[], k: number, signal: AbortSignal, contrib?: Record<string, number[]>): Promise<Float64Array | null> {
+  let sum: Float64Array | null = null;
+  for (const child of children) {
+    const seg = await receiver.take(child, k, signal);
+    if (sum) addSegment(sum, seg.data);
+    else sum = seg.data;
+    if (contrib) Object.assign(contrib, seg.contrib ?? {});
+  }
+  return sum;
+}
+
+/**
  * The coordinator's side of a round: `next` = `committed` + the root's sums, segment by segment
  * as they arrive (each is dropped once added, so ZeroMQ's receive buffers are recycled and the
  * addition overlaps the transfer). Committing the round is then swapping `next` in; aborting it,
@@ -506,14 +515,7 @@ export async function receiveSubtree(
   const contrib: Record<string, number[]> = {};
   const K = receiver.layout.segments;
   for (let k = 0; k < K; k++) {
-    // The first child's segment, as received, takes the others' (as in sendSubtree).
-    let sum: Float64Array | null = null;
-    for (const child of children) {
-      const seg = await receiver.take(child, k, signal);
-      if (sum) addSegment(sum, seg.data);
-      else sum = seg.data;
-      if (k === K - 1) Object.assign(contrib, seg.contrib ?? {});
-    }
+    const sum = await sumChildren(receiver, children, k, signal, k === K - 1 ? contrib : undefined);
     if (!sum) break;
     if (committed) receiver.layout.sumIn(next, committed, k, sum);
     else receiver.layout.copyIn(next, k, sum);

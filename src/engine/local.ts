@@ -7,7 +7,7 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { TomoError } from '../errors.js';
 import { Accumulator, accumulatorBytes, createAccumulator } from '../recon/backproject.js';
-import { LayoutRuns, insertionRuns } from '../recon/insertion.js';
+import { foldSphere, insertionRuns } from '../recon/insertion.js';
 import { KernelWorkspace, buildTomogramTables, particleRecordLength, processParticle } from '../recon/particleKernel.js';
 import { ReconstructOptions } from './options.js';
 import { RunPlan, TomogramWork } from './plan.js';
@@ -357,18 +357,3 @@ function noiseWeightsFor(plan: RunPlan, t: Tomogram, stack: Float32Array, shared
   return out;
 }
 
-/**
- * sums += part over the pieces of `sphere` (insertionRuns for one half: data, weight), then
- * part = 0 there when `clear`. `copy`: sums are zero, so part is copied (no read of sums).
- */
-export function foldSphere(sums: Accumulator, part: Accumulator, sphere: LayoutRuns, copy: boolean, clear: boolean): void {
-  for (let r = 0; r < sphere.count; r++) {
-    const d = sphere.a[r] === 0 ? sums.data : sums.weight;
-    const p = sphere.a[r] === 0 ? part.data : part.weight;
-    const from = sphere.from[r];
-    const to = from + sphere.len[r];
-    if (copy) for (let i = from; i < to; i++) d[i] = p[i];
-    else for (let i = from; i < to; i++) d[i] += p[i];
-    if (clear) p.fill(0, from, to);
-  }
-}

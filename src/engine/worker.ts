@@ -68,8 +68,8 @@ const ws = new KernelWorkspace(kernel, arena);
 const halves: (Accumulator | null)[] = [null, null];
 
 function sharedAccumulator(s: number): Accumulator {
+  if (arena) return arena.accumulator(s);
   const n = ((s >> 1) + 1) * s * s;
-  if (arena) return { data: arena.f64(2 * n), weight: arena.f64(n) };
   return {
     data: new Float64Array(new SharedArrayBuffer(16 * n)),
     weight: new Float64Array(new SharedArrayBuffer(8 * n)),

@@ -4,6 +4,7 @@
  * fold of thread sums, a commit round's transfer, clearing) need only visit these pieces: 55 %
  * of a volume set at every box size.
  */
+import type { Accumulator } from './backproject.js';
 
 /**
  * Pieces of a set of arrays (a volume set: data and weight per half): piece i is `len[i]`
@@ -63,3 +64,23 @@ export function insertionRuns(s: number, halves: number): LayoutRuns {
   return runs;
 }
 
+/**
+ * sums += part over the pieces of `sphere` (insertionRuns for one half: data, weight), then
+ * part = 0 there when `clear`. `copy`: sums are zero, so part is copied (no read of sums).
+ */
+export function foldSphere(sums: Accumulator, part: Accumulator, sphere: LayoutRuns, copy: boolean, clear: boolean): void {
+  for (let r = 0; r < sphere.count; r++) {
+    const d = sphere.a[r] === 0 ? sums.data : sums.weight;
+    const p = sphere.a[r] === 0 ? part.data : part.weight;
+    const from = sphere.from[r];
+    const to = from + sphere.len[r];
+    if (copy) for (let i = from; i < to; i++) d[i] = p[i];
+    else for (let i = from; i < to; i++) d[i] += p[i];
+    if (clear) p.fill(0, from, to);
+  }
+}
+
+/** acc = 0 over the pieces of `sphere` (insertionRuns for one half: data, weight). */
+export function clearSphere(acc: Accumulator, sphere: LayoutRuns): void {
+  for (let r = 0; r < sphere.count; r++) (sphere.a[r] === 0 ? acc.data : acc.weight).fill(0, sphere.from[r], sphere.from[r] + sphere.len[r]);
+}

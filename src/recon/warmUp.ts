@@ -7,7 +7,7 @@
  * the tilt series loads) has it compiled by then. Nothing it computes is kept.
  */
 import { eulerToMatrix } from '../geometry/matrix.js';
-import { Accumulator, accumulatorBytes, createAccumulator } from './backproject.js';
+import { accumulatorBytes, createAccumulator } from './backproject.js';
 import type { WasmArena } from './wasmArena.js';
 import { KernelOptions, KernelWorkspace, TomogramGeometry, buildTomogramTables, packParticle, particleRecordLength, processParticle } from './particleKernel.js';
 
@@ -59,11 +59,7 @@ export function warmUpParticleKernel(particles = 8, arena: WasmArena | null = nu
   for (let i = 0; i < stack.length; i++) stack[i] = Math.sin(i * 0.37) + Math.cos(i * 0.011);
   const tables = buildTomogramTables(opts, geometry, stack, null);
   const ws = new KernelWorkspace(opts, arena);
-  const inArena = (): Accumulator => {
-    const n = ((s >> 1) + 1) * s * s;
-    return { data: arena!.f64(2 * n), weight: arena!.f64(n) };
-  };
-  const halves = arena ? [inArena(), inArena()] : [createAccumulator(s), createAccumulator(s)];
+  const halves = arena ? [arena.accumulator(s), arena.accumulator(s)] : [createAccumulator(s), createAccumulator(s)];
   const len = particleRecordLength(F);
   const records = new Float64Array(particles * len);
   for (let p = 0; p < particles; p++) {

@@ -57,7 +57,7 @@ export class WasmArena {
 
   /** An arena of at least `bytes`, or null when WebAssembly cannot provide one. */
   static create(bytes: number): WasmArena | null {
-    const pages = Math.ceil((bytes + 64 * 16) / PAGE);
+    const pages = pagesFor(bytes);
     if (!backprojectModule() || pages > MAX_PAGES) return null;
     try {
       return WasmArena.wrap(new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }), 64);
@@ -99,6 +99,12 @@ export class WasmArena {
     return new Float32Array(this.buffer, this.take(4 * n), n);
   }
 
+  /** An accumulator pair for box s (data, then weight), zero. */
+  accumulator(s: number): Accumulator {
+    const n = ((s >> 1) + 1) * s * s;
+    return { data: this.f64(2 * n), weight: this.f64(n) };
+  }
+
   /** backprojectSlice in WebAssembly when the accumulator and the slice live here; false (nothing done) otherwise. */
   insert(acc: Accumulator, s: number, P: Float32Array, Wt: Float32Array, M: Mat3, maxFreq: number): boolean {
     const b = this.buffer;
@@ -110,7 +116,12 @@ export class WasmArena {
 
 /** Whether an arena of `bytes` can be made here (the module compiles and the size fits in 4 GiB). */
 export function wasmArenaPossible(bytes: number): boolean {
-  return backprojectModule() !== null && Math.ceil((bytes + 64 * 16) / PAGE) <= MAX_PAGES;
+  return backprojectModule() !== null && pagesFor(bytes) <= MAX_PAGES;
+}
+
+/** Pages of an arena of `bytes` (with room for the alignment of its pieces). */
+function pagesFor(bytes: number): number {
+  return Math.ceil((bytes + 64 * 16) / PAGE);
 }
 
 /** Inserts with the arena's WebAssembly when it can, else with backprojectSlice. */
