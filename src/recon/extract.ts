@@ -22,6 +22,12 @@ export class ExtractionWorkspace {
   /** Circular-crop mask and "outside" flags, depending only on s0. */
   readonly mask: Float64Array;
   readonly outside: Uint8Array;
+  /**
+   * The crop circle's inside pixels of square row y are the run [inLo[y], inHi[y]) (a disc meets
+   * a row in one run); the outside ones are the rest of the row.
+   */
+  readonly inLo: Int32Array;
+  readonly inHi: Int32Array;
   /** Source column of each square column, clamped to the image (edge replication), per call. */
   readonly columns: Int32Array;
   /** exp(2πi·t·k/n) along x (sh) and along y (s), interleaved, per call. */
@@ -50,6 +56,17 @@ export class ExtractionWorkspace {
         this.mask[i] = r < R - EDGE_FALLOFF ? 1 : r < R ? 0.5 - 0.5 * Math.cos((Math.PI * (R - r)) / EDGE_FALLOFF) : 0;
       }
     }
+    this.inLo = new Int32Array(s0);
+    this.inHi = new Int32Array(s0);
+    for (let y = 0; y < s0; y++) {
+      let lo = 0;
+      while (lo < s0 && this.outside[y * s0 + lo]) lo++;
+      let hi = lo;
+      while (hi < s0 && !this.outside[y * s0 + hi]) hi++;
+      this.inLo[y] = lo;
+      this.inHi[y] = hi;
+      for (let x = hi; x < s0; x++) if (!this.outside[y * s0 + x]) throw new Error(`crop circle row ${y} is not one run`);
+    }
   }
 }
 
@@ -74,7 +91,7 @@ export function extractFrameSpectrum(
   circleCrop: boolean,
   out: Float32Array,
 ): void {
-  const { s0, s, sh, sh0, square, mask, outside } = ws;
+  const { s0, s, sh, sh0, square, mask, inLo, inHi } = ws;
   const half0 = Math.floor(s0 / 2);
   const ox = roundHalfAway(cx) - half0;
   const oy = roundHalfAway(cy) - half0;
@@ -82,36 +99,45 @@ export function extractFrameSpectrum(
   // Clamped source columns once per call (edge replication), not per pixel.
   const cols = ws.columns;
   for (let x = 0; x < s0; x++) cols[x] = clamp(x + ox, imageW - 1);
+  // No column is clamped: rows are read straight (the common case, away from the image edges).
+  const inside = ox >= 0 && ox + s0 <= imageW;
 
-  // Mean of the pixels outside the crop circle (double accumulation), needed before masking.
+  // Mean of the pixels outside the crop circle (double accumulation, row by row and left to
+  // right, as a scan of the whole square would add them), needed before masking.
   let mu = 0;
   if (circleCrop) {
     let sum = 0;
     let n = 0;
     for (let y = 0; y < s0; y++) {
       const rowOff = frameOffset + clamp(y + oy, imageH - 1) * imageW;
-      const m = y * s0;
-      for (let x = 0; x < s0; x++) {
-        if (outside[m + x]) {
-          sum += stack[rowOff + cols[x]];
-          n++;
-        }
-      }
+      const lo = inLo[y];
+      const hi = inHi[y];
+      for (let x = 0; x < lo; x++) sum += stack[rowOff + cols[x]];
+      for (let x = hi; x < s0; x++) sum += stack[rowOff + cols[x]];
+      n += lo + s0 - hi;
     }
     mu = n > 0 ? sum / n : 0;
   }
   // Write I(x,y) to J((x − s0/2) mod s0, (y − s0/2) mod s0): the centred FFT's index rotation,
-  // done as two contiguous runs per row.
+  // done as two contiguous runs per row (x < h goes to x + s0 − h, the rest to x − h).
   const h = s0 >> 1;
   for (let y = 0; y < s0; y++) {
     const rowOff = frameOffset + clamp(y + oy, imageH - 1) * imageW;
     const jRow = ((y + s0 - h) % s0) * s0;
     const m = y * s0;
-    for (let x = 0; x < s0; x++) {
-      const v = stack[rowOff + cols[x]];
-      const jx = x < h ? x + s0 - h : x - h;
+    const left = jRow + s0 - h;
+    const right = jRow - h;
+    if (circleCrop && inside) {
       // RELION stores the masked square as float.
-      square[jRow + jx] = circleCrop ? Math.fround(mask[m + x] * (v - mu)) : v;
+      const src = rowOff + ox;
+      for (let x = 0; x < h; x++) square[left + x] = Math.fround(mask[m + x] * (stack[src + x] - mu));
+      for (let x = h; x < s0; x++) square[right + x] = Math.fround(mask[m + x] * (stack[src + x] - mu));
+    } else if (circleCrop) {
+      for (let x = 0; x < h; x++) square[left + x] = Math.fround(mask[m + x] * (stack[rowOff + cols[x]] - mu));
+      for (let x = h; x < s0; x++) square[right + x] = Math.fround(mask[m + x] * (stack[rowOff + cols[x]] - mu));
+    } else {
+      for (let x = 0; x < h; x++) square[left + x] = stack[rowOff + cols[x]];
+      for (let x = h; x < s0; x++) square[right + x] = stack[rowOff + cols[x]];
     }
   }
   const spec = rfft2(square, s0, s0, ws.spectrum0);
