@@ -84,12 +84,11 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
       phases,
       // After the last tomogram the maps follow at once: that checkpoint is written by finishRun,
       // while a thread finalises the merged map. With --no_recon the sums are the result.
-      onTomogramDone: o.noBackup
+      checkpointDue: o.noBackup ? undefined : worthSaving,
+      onFolded: o.noBackup
         ? undefined
-        : async () => {
-            // With --no_recon the last sums are the result.
-            const last = done.size === plan.work.length;
-            if (last ? o.noRecon : worthSaving()) await saveSums();
+        : async (last) => {
+            if (!last || o.noRecon) await saveSums();
           },
     });
     await phases.timeAsync('checkpoints', () => saving);
