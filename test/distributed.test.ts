@@ -127,6 +127,14 @@ describe('a worker with two compute threads, started before the coordinator', ()
     const serving = Date.parse(coordinator.lines().find((l) => l.msg === 'waiting for workers')!.ts!);
     expect(Date.parse(joined.ts!) - serving).toBeLessThan(100);
     expect(coordinator.lines().filter((l) => l.msg === 'chunk assigned' && l.fields?.ahead === true).length).toBeGreaterThan(2);
+    // The first chunks are held (the worker's speed is not known yet) and, a thread's accumulators
+    // still empty, counted by exchanging its sets rather than by a pass over them (at most once per
+    // thread: its accumulators then hold sums); the last ones are held too, and folded.
+    const counted = worker.lines().filter((l) => /^chunk counted/.test(l.msg ?? ''));
+    const exchanged = counted.filter((l) => l.msg === 'chunk counted (sets exchanged)').length;
+    expect(exchanged).toBeGreaterThanOrEqual(1);
+    expect(exchanged).toBeLessThanOrEqual(2);
+    expect(counted.length).toBeGreaterThan(exchanged);
     for (const file of run.outputs) {
       const r = pearson(readMrc(path.join(out, file)).data, readMrc(path.join(local, file)).data);
       expect(r, `${file}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);

@@ -397,7 +397,10 @@ export class WorkerProcess {
     if (m.type === 'folded') {
       lane.folds--;
       if (m.counted) this.accChunks.add(m.chunk);
-      this.log.debug(m.counted ? 'chunk counted and folded in' : 'chunk dropped', { chunk: m.chunk, seconds: m.seconds });
+      // The thread counted it by exchanging its sets (lane.ts, settle): the sums are in the other.
+      // Nothing here reads either set while a verdict is unsettled (foldsSettled comes first).
+      if (m.swapped) [lane.arrays, lane.scratch] = [lane.scratch, lane.arrays];
+      this.log.debug(m.swapped ? 'chunk counted (sets exchanged)' : m.counted ? 'chunk counted and folded in' : 'chunk dropped', { chunk: m.chunk, seconds: m.seconds });
       const w = this.foldWaiters;
       this.foldWaiters = [];
       for (const f of w) f();
@@ -612,6 +615,7 @@ export class WorkerProcess {
         this.log.warn('round committed before this worker finished sending', { round });
       }
       this.clearAccumulators();
+      this.tellCleared();
       this.log.info('round committed; accumulators cleared', { round, chunks: this.accChunks.size });
       this.accChunks.clear();
     } else {
@@ -638,6 +642,11 @@ export class WorkerProcess {
       }
       for (let r = 0; r < runs.count; r++) l.arrays[runs.a[r]].fill(0, runs.from[r], runs.from[r] + runs.len[r]);
     }
+  }
+
+  /** Lets every lane know its accumulators are zero (it may then count a held chunk by exchange). */
+  private tellCleared(): void {
+    for (const l of this.lanes) l.thread.postMessage({ type: 'cleared' } satisfies LaneMessage);
   }
 
   /**
@@ -726,6 +735,7 @@ export class WorkerProcess {
     }
     await this.foldsSettled();
     for (const l of this.lanes) for (const a of l.arrays) a.fill(0);
+    this.tellCleared();
     this.log.warn('discarding uncommitted sums and joining again', { reason: why, chunks: this.accChunks.size });
     this.accChunks.clear();
     this.unreported = [];
