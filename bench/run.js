@@ -109,7 +109,8 @@ if (haveNats && BOXES.includes(128)) {
   await new Promise((r) => setTimeout(r, 500));
   // cold: coordinator and workers launched together (process start-up of all three counted);
   // waiting: the workers were started before and wait for a coordinator (as a SLURM worker job
-  // that is up before the coordinator's), timed from the coordinator's launch.
+  // that is up before the coordinator's: their start-up over, compute threads warmed up), timed
+  // from the coordinator's launch.
   const distRun = async (runId, outDir, workersFirst) => {
     const startWorkers = () =>
       [0, 1].map(() => spawn(process.execPath, [CLI, 'worker', '--nats', `nats://127.0.0.1:${port}`, '--run-id', runId, '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'] }));
@@ -123,7 +124,7 @@ if (haveNats && BOXES.includes(128)) {
               let buf = '';
               w.stderr.on('data', (d) => {
                 buf += d;
-                if (buf.includes('worker started')) resolve();
+                if (buf.includes('compute threads ready')) resolve();
               });
             }),
         ),

@@ -123,6 +123,10 @@ describe('a worker with two compute threads, started before the coordinator', ()
     expect((await worker.exit(20_000)).code, worker.stderr).toBe(0);
     const joined = worker.lines().find((l) => l.msg === 'joined the run')!;
     expect(joined.fields!.threads).toBe(2);
+    // Both threads started at launch reported their warm-up done, once.
+    const ready = worker.lines().filter((l) => l.msg === 'compute threads ready');
+    expect(ready.length).toBe(1);
+    expect(ready[0].fields!.threads).toBe(2);
     // Woken by the coordinator's broadcast, not by its join back-off (≥ 100 ms).
     const serving = Date.parse(coordinator.lines().find((l) => l.msg === 'waiting for workers')!.ts!);
     expect(Date.parse(joined.ts!) - serving).toBeLessThan(100);

@@ -77,6 +77,8 @@ export type LaneMessage = LaneInitMessage | LaneChunk | LaneVerdict | LaneCleare
 
 export type LaneReply =
   | { type: 'done'; token: number; chunk: number; held: boolean; particles: number; tiltImages: number; seconds: number; holds: number[] }
+  /** Started and warmed up (sent once, before any other reply). */
+  | { type: 'ready'; seconds: number }
   | { type: 'cancelled'; token: number; chunk: number }
   /** swapped: counted by exchanging the accumulators and the scratch set (see settle). */
   | { type: 'folded'; token: number; chunk: number; counted: boolean; swapped: boolean; seconds: number }
@@ -85,7 +87,9 @@ export type LaneReply =
 const port = parentPort!;
 // Compiled while the worker connects and waits to join (see warmUp.ts); the insertion in
 // WebAssembly, as the lane's arena will have it (a small arena of its own for this).
+const started = Date.now();
 warmUpParticleKernel(8, WasmArena.create(WARM_UP_ARENA_BYTES));
+port.postMessage({ type: 'ready', seconds: (Date.now() - started) / 1000 } satisfies LaneReply);
 // Set by the 'init' message, which comes before any chunk.
 let init!: LaneInit;
 let kernel!: KernelOptions;

@@ -104,6 +104,8 @@ export class WorkerProcess {
   private cancelledCopies: Copy[] = [];
   private tokens = 0;
   private foldWaiters: (() => void)[] = [];
+  /** Threads started at launch that have reported 'ready' (see threadReady). */
+  private threadsReady = 0;
   /** Chunks counted and folded into the accumulators since the last commit. */
   private readonly accChunks = new Set<number>();
   private holds = new Set<number>();
@@ -365,6 +367,10 @@ export class WorkerProcess {
     const thread = new Thread(new URL('./lane.js', import.meta.url));
     const laneOf = (): Lane | undefined => this.lanes.find((l) => l.thread === thread);
     thread.on('message', (m: LaneReply) => {
+      if (m.type === 'ready') {
+        this.threadReady(m.seconds);
+        return;
+      }
       const lane = laneOf();
       if (lane) this.onLane(lane, m);
     });
@@ -373,6 +379,15 @@ export class WorkerProcess {
       this.wake();
     });
     return thread;
+  }
+
+  /**
+   * Once the threads started at launch have all warmed up: the worker is then idle until it
+   * joins a run (operators and the bench's "workers up before" case wait for this line).
+   */
+  private threadReady(seconds: number): void {
+    if (++this.threadsReady !== this.o.threads) return;
+    this.log.info('compute threads ready', { threads: this.o.threads, warmUpSeconds: seconds, sinceLaunchSeconds: +process.uptime().toFixed(3) });
   }
 
   /** The lane's running copy `token` ended: the queued copy (if any) is now the running one. */
@@ -392,7 +407,7 @@ export class WorkerProcess {
     return null;
   }
 
-  private onLane(lane: Lane, m: LaneReply): void {
+  private onLane(lane: Lane, m: Exclude<LaneReply, { type: 'ready' }>): void {
     this.aheadDeclined = false;
     if (m.type === 'folded') {
       lane.folds--;
