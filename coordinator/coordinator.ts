@@ -168,7 +168,8 @@ export class Coordinator {
   /** The pieces of the volume set a round moves (insertionRuns), made at the first round. */
   private insertion: LayoutRuns | null = null;
   /** Set up the finalisation threads and the round's sums; see distribute(). */
-  private beforeWork: (() => void) | null = null;
+  /** Steps to run while the workers back-project (runServed), once each thread has a chunk done. */
+  private beforeWork: (() => void)[] | null = null;
   private hbTimeoutMs: number;
   private segmentDoubles: number;
 
@@ -253,23 +254,26 @@ export class Coordinator {
 
     const networked = !this.ledger.allCommitted();
     let pool: FinalisationPool | null = null;
-    // Once the first chunk is done: the finalisation threads start up, and the round's sums are
-    // paged in, while the workers back-project.
-    const beforeWork = (): void => {
-      if (!pool && mem.finaliseThreads > 0) pool = new FinalisationPool(mem.finaliseThreads, { warmUp: worthWarmingUp(s, networked) });
-      if (networked) {
-        this.prepareRoundSums();
-        warmUpRoundKernels();
-        // Not at the start of the first round (10 ms at box 128).
-        this.insertion ??= insertionRuns(s, this.halves);
-      }
-    };
+    // While the workers back-project: the finalisation threads start up, the round's sums are
+    // paged in, its kernels warmed up and the insertion sphere's pieces listed (not at the start of
+    // the first round: 10 ms at box 128). Steps, so that the caller can run them on separate
+    // turns of the event loop (see workReply).
+    const beforeWork: (() => void)[] = [
+      () => {
+        if (!pool && mem.finaliseThreads > 0) pool = new FinalisationPool(mem.finaliseThreads, { warmUp: worthWarmingUp(s, networked) });
+      },
+      () => networked && this.prepareRoundSums(),
+      () => networked && warmUpRoundKernels(),
+      () => {
+        if (networked) this.insertion ??= insertionRuns(s, this.halves);
+      },
+    ];
     try {
       const tb = Date.now();
       this.lastCheckpointAt = tb;
       if (networked) await this.distribute(beforeWork);
       else this.log.info('every chunk is committed already; finalising');
-      beforeWork();
+      for (const step of beforeWork) step();
       this.observePhase('backprojection', tb);
       // The last round's checkpoint (not written by finishRound) is written by finishRun, meanwhile.
       // As the local engine (--checkpoint_interval): not worth writing after a short run.
@@ -307,10 +311,10 @@ export class Coordinator {
   // ------------------------------------------------------------------ distribution
 
   /**
-   * `whenServing` runs once the first chunk has been done (not before: on a shared node its
-   * threads would otherwise compete with the workers' joining and first chunks).
+   * The `whenServing` steps run once the workers' first chunks are done (not before: on a shared
+   * node they would otherwise compete with the workers' joining and first chunks; see workReply).
    */
-  private async distribute(whenServing: () => void): Promise<void> {
+  private async distribute(whenServing: (() => void)[]): Promise<void> {
     const done = new Promise<void>((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -752,12 +756,20 @@ export class Coordinator {
   private workReply(w: WorkerRec, req: WorkRequest): Reply {
     if (req.done.length) {
       this.progress();
-      // At the first completion, when the workers that came at the start have their first
-      // chunks: run earlier, its page touching and thread start-up held up their replies.
-      const before = this.beforeWork;
-      if (before) {
+      // Once as many chunks are done as the live workers have compute threads (each has, most
+      // likely, finished its first and been given the next): run earlier, the steps held up the
+      // replies of workers whose first chunk ended just after another's (43 ms of a compute
+      // thread's time, with two workers). One step per turn of the event loop, after this reply
+      // has gone out, so that requests are answered between them.
+      const steps = this.beforeWork;
+      if (steps && this.ledger.count('done') + this.ledger.count('committed') >= this.liveLanes()) {
         this.beforeWork = null;
-        setImmediate(before); // after this reply has gone out
+        const next = (i: number): void => {
+          if (i >= steps.length) return;
+          steps[i]();
+          setImmediate(() => next(i + 1));
+        };
+        setImmediate(() => next(0));
       }
     }
     this.advance();

@@ -96,7 +96,6 @@ export class WorkerProcess {
   private lanes: Lane[] = [];
   /** The pieces of the volume set a round moves, for the box of the last round (see ReducePlan.box). */
   private insertion: { box: number; runs: LayoutRuns } | null = null;
-  private roundKernelsWarm = false;
   /** Compute threads started at launch, not yet given to a lane. */
   private spareThreads: Thread[] = [];
   private seq = 0;
@@ -669,10 +668,7 @@ export class WorkerProcess {
    * pieces for this run's box, and the round's kernels warmed up (warmUpRoundKernels).
    */
   private prepareForRounds(): void {
-    if (!this.roundKernelsWarm) {
-      this.roundKernelsWarm = true;
-      warmUpRoundKernels();
-    }
+    warmUpRoundKernels();
     if (this.info) this.insertionFor(this.info.kernel.s, this.info.halves);
   }
 

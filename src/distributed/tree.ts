@@ -157,9 +157,12 @@ export function addSegment(dst: Float64Array, src: Float64Array): void {
  * Runs the round's packing kernels (pieces, copyOut, addOut, sumIn) a few times on a small
  * volume set, so that V8 has optimised them before the one round of a short run: the first round
  * of fresh processes otherwise runs them cold (measured: 80 ms against 46–51 ms warm in
- * bench/transfer.js). About 5 ms.
+ * bench/transfer.js). About 5 ms warm, 18 ms in a fresh process. Once per process.
  */
+let roundKernelsWarm = false;
 export function warmUpRoundKernels(): void {
+  if (roundKernelsWarm) return;
+  roundKernelsWarm = true;
   const s = 24;
   const sh = (s >> 1) + 1;
   const lengths = [2 * sh * s * s, sh * s * s, 2 * sh * s * s, sh * s * s];
