@@ -139,6 +139,9 @@ describe('a worker with two compute threads, started before the coordinator', ()
     expect(exchanged).toBeGreaterThanOrEqual(1);
     expect(exchanged).toBeLessThanOrEqual(2);
     expect(counted.length).toBeGreaterThan(exchanged);
+    // The chunk whose verdict came with the round's plan went into the round from its scratch
+    // set, without a fold first.
+    expect(worker.count('chunk counted into the round from its scratch set')).toBeGreaterThanOrEqual(1);
     for (const file of run.outputs) {
       const r = pearson(readMrc(path.join(out, file)).data, readMrc(path.join(local, file)).data);
       expect(r, `${file}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);

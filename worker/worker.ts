@@ -63,10 +63,20 @@ interface Lane {
   busy: Copy | null;
   /** A direct copy taken ahead, posted to the thread behind `busy` (starts when it ends). */
   queued: Copy | null;
-  /** A finished copy in scratch, awaiting its verdict; deferred: counted during a commit round, folded after it. */
-  holding: (Copy & { deferred: boolean }) | null;
+  /**
+   * A finished copy in scratch, awaiting its verdict. deferred: counted during a commit round,
+   * folded after it. inRound: counted in the reply that started a round, and sent in that round
+   * straight from the scratch set (no fold first); cleared once the round commits, folded if it
+   * is aborted.
+   */
+  holding: (Copy & { deferred: boolean; inRound?: boolean }) | null;
   /** Verdicts posted and not yet settled by the thread. */
   folds: number;
+}
+
+/** The thread's scratch set holds a finished chunk beyond the reply being handled. */
+function scratchTaken(l: Lane): boolean {
+  return l.holding !== null && (l.holding.deferred || l.holding.inRound === true);
 }
 
 /** A finished copy not yet reported to the coordinator. */
@@ -103,6 +113,8 @@ export class WorkerProcess {
   private cancelledCopies: Copy[] = [];
   private tokens = 0;
   private foldWaiters: (() => void)[] = [];
+  /** Tokens of held chunks sent in a committed round from their scratch sets, being zeroed. */
+  private readonly sentFromScratch = new Set<number>();
   /** Threads started at launch that have reported 'ready' (see threadReady). */
   private threadsReady = 0;
   /** Chunks counted and folded into the accumulators since the last commit. */
@@ -414,7 +426,11 @@ export class WorkerProcess {
       // The thread counted it by exchanging its sets (lane.ts, settle): the sums are in the other.
       // Nothing here reads either set while a verdict is unsettled (foldsSettled comes first).
       if (m.swapped) [lane.arrays, lane.scratch] = [lane.scratch, lane.arrays];
-      this.log.debug(m.swapped ? 'chunk counted (sets exchanged)' : m.counted ? 'chunk counted and folded in' : 'chunk dropped', { chunk: m.chunk, seconds: m.seconds });
+      const sent = this.sentFromScratch.delete(m.token);
+      this.log.debug(
+        sent ? 'chunk sent from its scratch set; cleared' : m.swapped ? 'chunk counted (sets exchanged)' : m.counted ? 'chunk counted and folded in' : 'chunk dropped',
+        { chunk: m.chunk, seconds: m.seconds },
+      );
       const w = this.foldWaiters;
       this.foldWaiters = [];
       for (const f of w) f();
@@ -499,8 +515,8 @@ export class WorkerProcess {
         return { kind: 'rejoin' };
       }
       // A thread holding a finished chunk is free once the verdict in this request's reply is applied.
-      const idle = this.lanes.filter((l) => l.busy === null && !l.holding?.deferred);
-      const ahead = this.aheadDeclined ? [] : this.lanes.filter((l) => l.busy !== null && l.queued === null && !l.holding?.deferred);
+      const idle = this.lanes.filter((l) => l.busy === null && !scratchTaken(l));
+      const ahead = this.aheadDeclined ? [] : this.lanes.filter((l) => l.busy !== null && l.queued === null && !scratchTaken(l));
       const done = this.unreported.slice();
       const cancelled = this.cancelledCopies.slice();
       if (!this.roundState && idle.length === 0 && ahead.length === 0 && done.length === 0 && cancelled.length === 0) {
@@ -524,13 +540,13 @@ export class WorkerProcess {
       this.unreported.splice(0, done.length);
       this.cancelledCopies.splice(0, cancelled.length);
       // Verdicts first: a chunk counted here may be in a round plan of this same reply.
-      if (reply.verdicts) done.forEach((d, i) => this.settle(d, reply.verdicts![i] === true));
+      if (reply.verdicts) done.forEach((d, i) => this.settle(d, reply.verdicts![i] === true, reply.type === 'reduce'));
       switch (reply.type) {
         case 'chunk': {
           // A thread that is free, else (a direct chunk taken ahead) one with nothing queued.
           const lane =
-            idle.find((l) => l.busy === null && !l.holding?.deferred) ??
-            (reply.held ? undefined : this.lanes.find((l) => l.queued === null && !l.holding?.deferred));
+            idle.find((l) => l.busy === null && !scratchTaken(l)) ??
+            (reply.held ? undefined : this.lanes.find((l) => l.queued === null && !scratchTaken(l)));
           if (!lane) throw new Error('a chunk arrived with no compute thread free for it');
           const copy: Copy = { chunk: reply.chunk.id, attempt: reply.attempt, token: ++this.tokens, held: reply.held === true };
           if (lane.busy === null) lane.busy = copy;
@@ -573,9 +589,12 @@ export class WorkerProcess {
   /**
    * Applies the coordinator's verdict on a finished copy: count (fold into the accumulators) or
    * drop. A count that arrives during a commit round waits until the round is over, so the
-   * accumulators never change while they are being reduced or cleared.
+   * accumulators never change while they are being reduced or cleared. A count in the reply that
+   * starts a round (`roundStarts`: the last chunks, held, end a run) goes into the round from the
+   * scratch set: the round waited for the fold, 18–26 ms at box 128, and with it the other
+   * workers' segments (the coordinator sums segment k of all children together).
    */
-  private settle(d: Finished, count: boolean): void {
+  private settle(d: Finished, count: boolean, roundStarts = false): void {
     if (!d.held) {
       if (count) this.accChunks.add(d.chunk);
       else {
@@ -593,6 +612,12 @@ export class WorkerProcess {
       lane.holding.deferred = true;
       return;
     }
+    if (count && roundStarts) {
+      lane.holding.inRound = true;
+      this.accChunks.add(d.chunk);
+      this.log.debug('chunk counted into the round from its scratch set', { chunk: d.chunk });
+      return;
+    }
     lane.holding = null;
     lane.folds++;
     const m: LaneVerdict = { type: 'verdict', token: d.token, chunk: d.chunk, count };
@@ -608,6 +633,18 @@ export class WorkerProcess {
       lane.holding = null;
       lane.folds++;
       lane.thread.postMessage({ type: 'verdict', token: h.token, chunk: h.chunk, count: true } satisfies LaneVerdict);
+    }
+  }
+
+  /** Ends the holdings sent in a round: fold them (the round was aborted) or zero them (committed). */
+  private settleInRound(fold: boolean): void {
+    for (const lane of this.lanes) {
+      const h = lane.holding;
+      if (!h?.inRound) continue;
+      lane.holding = null;
+      lane.folds++;
+      if (!fold) this.sentFromScratch.add(h.token);
+      lane.thread.postMessage({ type: 'verdict', token: h.token, chunk: h.chunk, count: fold } satisfies LaneVerdict);
     }
   }
 
@@ -630,12 +667,16 @@ export class WorkerProcess {
       }
       this.clearAccumulators();
       this.tellCleared();
+      // Chunks sent from their scratch sets are in the committed sums: the threads zero them.
+      this.settleInRound(false);
       this.log.info('round committed; accumulators cleared', { round, chunks: this.accChunks.size });
       this.accChunks.clear();
     } else {
       r.abort.abort('round aborted');
       this.plane!.closeRound('round aborted');
       this.plane!.cancelSenders('round aborted');
+      // Chunks that were to go from their scratch sets are kept for the next round: folded in.
+      this.settleInRound(true);
       this.log.warn('round aborted; keeping the accumulators for the next round', { round });
     }
     this.roundState = null;
@@ -710,7 +751,8 @@ export class WorkerProcess {
       const own = [...this.accChunks].sort((x, y) => x - y);
       return await sendSubtree({
         layout,
-        sources: this.lanes.map((l) => l.arrays),
+        // Counted chunks still in scratch sets (see settle) go in as sources of their own.
+        sources: [...this.lanes.map((l) => l.arrays), ...this.lanes.filter((l) => l.holding?.inRound).map((l) => l.scratch)],
         children: plan.children,
         receiver,
         sender,
