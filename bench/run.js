@@ -288,7 +288,9 @@ const { eulerToMatrix } = await dist('geometry/matrix.js');
 const s = 128;
 const sh = s / 2 + 1;
 const time = (n, fn) => {
-  fn(); // warm-up
+  // Warm-up: as many calls as timed ones (up to 100), so that the timed ones run optimised code
+  // (one call left the JIT tiering up inside the timed loop).
+  for (let i = 0; i < Math.min(n, 100); i++) fn(i);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) fn(i);
   return Number(process.hrtime.bigint() - t0) / 1e6 / n;

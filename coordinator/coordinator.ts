@@ -167,7 +167,6 @@ export class Coordinator {
   private serving = false;
   /** The pieces of the volume set a round moves (insertionRuns), made at the first round. */
   private insertion: LayoutRuns | null = null;
-  /** Set up the finalisation threads and the round's sums; see distribute(). */
   /** Steps to run while the workers back-project (runServed), once each thread has a chunk done. */
   private beforeWork: (() => void)[] | null = null;
   private hbTimeoutMs: number;
