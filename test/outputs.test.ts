@@ -13,7 +13,8 @@ import { REPO } from './helpers/paths.js';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-outputs-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const { writeOutputs } = (await import(path.join(REPO, 'dist/src/engine/outputs.js'))) as typeof import('../src/engine/outputs.js');
+const { writeOutputs, mergedSums } = (await import(path.join(REPO, 'dist/src/engine/outputs.js'))) as typeof import('../src/engine/outputs.js');
+const { insertionRuns } = (await import(path.join(REPO, 'dist/src/recon/insertion.js'))) as typeof import('../src/recon/insertion.js');
 const { FinalisationPool } = (await import(path.join(REPO, 'dist/src/engine/finalisePool.js'))) as typeof import('../src/engine/finalisePool.js');
 const { TomoError } = (await import(path.join(REPO, 'dist/src/errors.js'))) as typeof import('../src/errors.js');
 
@@ -115,5 +116,29 @@ describe('finalisation pool', () => {
       await pool.close();
     }
     await expect(pool.spectrum('x')).rejects.toThrow(/closed/);
+  });
+});
+
+describe('merged sums', () => {
+  it('over the insertion sphere only equal the whole-array sums, bit for bit, when the halves are zero outside it', () => {
+    const sphere = insertionRuns(s, 1);
+    // Halves with the random values of make() inside the sphere and zeros outside, as accumulated.
+    const halves = make(9).map((h) => {
+      const out = { data: new Float64Array(h.data.length), weight: new Float64Array(h.weight.length) };
+      for (let r = 0; r < sphere.count; r++) {
+        const [src, dst] = sphere.a[r] === 0 ? [h.data, out.data] : [h.weight, out.weight];
+        dst.set(src.subarray(sphere.from[r], sphere.from[r] + sphere.len[r]), sphere.from[r]);
+      }
+      return out;
+    }) as Halves;
+    const whole = mergedSums(halves, false);
+    const pieces = mergedSums(halves, true, sphere);
+    expect(pieces.weight.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(pieces.data).toEqual(whole.data);
+    expect(Array.from(pieces.weight)).toEqual(Array.from(whole.weight));
+    // The sphere is a strict part of the arrays: values outside it would be missed.
+    let inside = 0;
+    for (let r = 0; r < sphere.count; r++) inside += sphere.len[r];
+    expect(inside).toBeLessThan(0.7 * (halves[0].data.length + halves[0].weight.length));
   });
 });

@@ -9,6 +9,7 @@ import { writeFileAtomic } from '../formats/atomicWrite.js';
 import type { FscComparison, MapSpectrum } from '../analysis/fsc.js';
 import { symmetryOps } from '../geometry/symmetry.js';
 import { Accumulator } from '../recon/backproject.js';
+import { insertionRuns } from '../recon/insertion.js';
 import { writeRunReport } from '../report/runReport.js';
 import { ReconstructOptions } from './options.js';
 import { writeOutputs } from './outputs.js';
@@ -85,7 +86,9 @@ export async function finishRun(
       halfMapFsc = other.spectrum.then((sp) => pool.fsc(file, sp, other.tag === 'half1'));
       halfMapFsc.catch(() => {});
     };
-    await f.phases.timeAsync('finalisation', () => writeOutputs(symmetrised, plan.hasHalfSets, finalise, f.pool, { saveSums, onWritten }));
+    // Sums as accumulated are zero outside the insertion sphere; symmetrised ones may not be.
+    const sphere = symmetrised === halves ? insertionRuns(s, 1) : undefined;
+    await f.phases.timeAsync('finalisation', () => writeOutputs(symmetrised, plan.hasHalfSets, finalise, f.pool, { saveSums, onWritten, sphere }));
     // The maps are complete; the sums are no longer needed (with --no_recon they are kept to resume).
     fs.rmSync(f.checkpointFile, { force: true });
     const pending = halfMapFsc as Promise<FscComparison> | null;

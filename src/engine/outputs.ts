@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { writeMrc } from '../formats/mrc.js';
 import { Accumulator } from '../recon/backproject.js';
+import type { LayoutRuns } from '../recon/insertion.js';
 import type { FinalisationPool } from './finalisePool.js';
 import { centreCrop, divideByWeight, griddingCorrect, taper, weightToCentredFull } from '../recon/finalise.js';
 
@@ -76,6 +77,11 @@ export interface WriteOutputsOptions {
   saveSums?: () => void | Promise<void>;
   /** Called as each tag's files are all written (e.g. to start the FSC of the half maps). */
   onWritten?: (tag: string) => void;
+  /**
+   * The halves are zero outside these pieces (insertionRuns for one half: sums as accumulated,
+   * not symmetrised): the merged sums are added there only (mergedSums).
+   */
+  sphere?: LayoutRuns;
 }
 
 const isShared = (a: Float64Array): boolean => a.buffer instanceof SharedArrayBuffer;
@@ -99,7 +105,7 @@ export async function writeOutputs(
   pool: FinalisationPool | null,
   w: WriteOutputsOptions = {},
 ): Promise<void> {
-  const merged = hasHalfSets ? mergedSums(halves, pool !== null) : halves[0];
+  const merged = hasHalfSets ? mergedSums(halves, pool !== null, w.sphere) : halves[0];
   const tags: [string, Accumulator][] = hasHalfSets ? [['half1', halves[0]], ['half2', halves[1]]] : [];
   if (!pool) {
     await w.saveSums?.();
@@ -131,12 +137,28 @@ export async function writeOutputs(
   }
 }
 
-/** half1 + half2 in new arrays (the halves stay as they are); the weight in shared memory if asked. */
-function mergedSums(halves: [Accumulator, Accumulator], sharedWeight: boolean): Accumulator {
+/**
+ * half1 + half2 in new arrays (the halves stay as they are); the weight in shared memory if asked.
+ * With `sphere` (the halves are zero elsewhere) only its pieces are added: the rest of the new
+ * arrays is zero already and is not even paged in here. The main thread does this while the
+ * finalisation threads wait for the merged tag: 20–46 ms at box 128 over whole arrays.
+ */
+export function mergedSums(halves: [Accumulator, Accumulator], sharedWeight: boolean, sphere?: LayoutRuns): Accumulator {
   const [a, b] = halves;
   const n = a.weight.length;
   const data = new Float64Array(a.data.length);
   const weight = new Float64Array(sharedWeight ? new SharedArrayBuffer(8 * n) : new ArrayBuffer(8 * n));
+  if (sphere) {
+    for (let r = 0; r < sphere.count; r++) {
+      const isData = sphere.a[r] === 0;
+      const m = isData ? data : weight;
+      const x = isData ? a.data : a.weight;
+      const y = isData ? b.data : b.weight;
+      const to = sphere.from[r] + sphere.len[r];
+      for (let i = sphere.from[r]; i < to; i++) m[i] = x[i] + y[i];
+    }
+    return { data, weight };
+  }
   for (let i = 0; i < data.length; i++) data[i] = a.data[i] + b.data[i];
   for (let i = 0; i < n; i++) weight[i] = a.weight[i] + b.weight[i];
   return { data, weight };
