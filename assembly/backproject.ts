@@ -152,3 +152,6 @@ export function backproject(
     }
   }
 }
+
+// The FFT kernels of the extraction (assembly/fft.ts) share this module and its memory.
+export { fftBatch, realForwardBatch } from './fft';

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * Compiles assembly/backproject.ts with AssemblyScript and writes the module's bytes, base64,
+ * Compiles assembly/backproject.ts (which also exports the FFT kernels of assembly/fft.ts) with
+ * AssemblyScript and writes the module's bytes, base64,
  * into src/recon/backprojectWasm.ts (checked in, so that the library needs no compiler at run
  * time and tests run from the TypeScript sources; test/wasm.test.ts checks it is up to date).
  *   node scripts/build-wasm.mjs          write the file

@@ -1,6 +1,7 @@
 /**
- * The WebAssembly back-projection (assembly/backproject.ts → src/recon/backprojectWasm.ts) against
- * backprojectSlice, the JavaScript reference: the same sums bit for bit.
+ * The WebAssembly kernels (assembly/backproject.ts and assembly/fft.ts → src/recon/backprojectWasm.ts)
+ * against their JavaScript references: the back-projection against backprojectSlice, the
+ * extraction's FFT against rfft2; the same sums and spectra bit for bit.
  */
 import { describe, expect, it } from 'vitest';
 import { Accumulator, backprojectSlice, createAccumulator } from '../src/recon/backproject.js';
@@ -8,6 +9,9 @@ import { BACKPROJECT_WASM_BASE64 } from '../src/recon/backprojectWasm.js';
 import { WasmArena, insertSlice } from '../src/recon/wasmArena.js';
 import { eulerToMatrix, Mat3 } from '../src/geometry/matrix.js';
 import { rng } from './helpers/random.js';
+import { rfft2 } from '../src/recon/fft.js';
+import { WasmRfft2, wasmRfft2Bytes } from '../src/recon/wasmFft.js';
+import { ExtractionWorkspace, extractFrameSpectrum, extractionArenaBytes } from '../src/recon/extract.js';
 // @ts-expect-error: a plain ESM script without types
 import { compileBackproject } from '../scripts/build-wasm.mjs';
 
@@ -56,5 +60,57 @@ describe('WebAssembly back-projection', () => {
     expect(acc.data).toEqual(ref.data);
     expect(WasmArena.create(2 ** 32)).toBeNull();
     expect(() => arena.f64(1 << 20)).toThrow(/arena .* is full/);
+  });
+});
+
+/** The bytes of a typed array: equal bytes, equal values (−0 and NaN payloads included). */
+const bytes = (a: Float64Array | Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+describe('WebAssembly FFT of the extraction', () => {
+  it('gives rfft2’s spectra bit for bit at every power-of-two size, square or not', () => {
+    const r = rng(5);
+    let sizes = 0;
+    for (const [w, h] of [[4, 4], [8, 8], [16, 16], [32, 32], [64, 64], [128, 128], [256, 256], [8, 32], [64, 16], [128, 2], [4, 64], [64, 1024]]) {
+      const wh = (w >> 1) + 1;
+      const arena = WasmArena.create(wasmRfft2Bytes(w, h) + 8 * w * h + 16 * wh * h + 1024)!;
+      const fft = WasmRfft2.create(arena, w, h);
+      expect(fft, `${w}×${h}`).not.toBeNull();
+      const input = arena.f64(w * h);
+      const out = arena.f64(2 * wh * h);
+      for (let rep = 0; rep < 3; rep++) {
+        for (let i = 0; i < input.length; i++) input[i] = rep === 2 && i % 5 === 0 ? 0 : r() - 0.5;
+        const want = rfft2(Float64Array.from(input), w, h);
+        expect(fft!.forward(input, out)).toBe(out);
+        expect(bytes(out).equals(bytes(want)), `${w}×${h}`).toBe(true);
+      }
+      sizes++;
+    }
+    expect(sizes).toBe(12);
+  });
+
+  it('is not made for other sizes (the JavaScript FFT does them)', () => {
+    const arena = WasmArena.create(1 << 22)!;
+    for (const [w, h] of [[6, 8], [8, 12], [2, 8], [96, 96], [100, 64]]) expect(WasmRfft2.create(arena, w, h), `${w}×${h}`).toBeNull();
+  });
+
+  it('gives the extraction the spectra of the JavaScript FFT, bit for bit (and is used for a power-of-two box)', () => {
+    const W = 200;
+    const H = 150;
+    const r = rng(8);
+    const stack = Float32Array.from({ length: W * H }, () => r() - 0.5);
+    for (const [s, s0, bin] of [[64, 64, 1], [32, 64, 2], [48, 48, 1]]) {
+      const arena = WasmArena.create(extractionArenaBytes(s0) + 1024)!;
+      const inArena = new ExtractionWorkspace(s, s0, arena);
+      const plain = new ExtractionWorkspace(s, s0);
+      expect(inArena.fft !== null).toBe(s0 === 64);
+      const sh = (s >> 1) + 1;
+      const a = new Float32Array(2 * sh * s);
+      const b = new Float32Array(2 * sh * s);
+      for (const [cx, cy] of [[100.3, 70.6], [3.2, 140.9], [190.5, 2.5]]) {
+        extractFrameSpectrum(inArena, stack, 0, W, H, cx, cy, bin, true, a);
+        extractFrameSpectrum(plain, stack, 0, W, H, cx, cy, bin, true, b);
+        expect(bytes(a).equals(bytes(b))).toBe(true);
+      }
+    }
   });
 });

@@ -340,7 +340,7 @@ export class WorkerProcess {
     for (let i = 0; i < plan.lanes; i++) {
       // Accumulators and scratch in the lane's WebAssembly arena (its slice buffers follow them
       // there, lane.ts), so that it inserts with the WebAssembly kernel; else shared buffers.
-      const arena = WasmArena.create(2 * info.halves * accumulatorBytes(k.s) + KernelWorkspace.arenaBytes(k.s));
+      const arena = WasmArena.create(2 * info.halves * accumulatorBytes(k.s) + KernelWorkspace.arenaBytes(k.s, k.s0));
       const pair = (): Accumulator =>
         arena?.accumulator(k.s) ?? { data: new Float64Array(new SharedArrayBuffer(16 * sh * k.s * k.s)), weight: new Float64Array(new SharedArrayBuffer(8 * sh * k.s * k.s)) };
       const arrays: Float64Array[] = [];

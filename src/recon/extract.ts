@@ -5,6 +5,8 @@
  * centre at the origin.
  */
 import { rfft2 } from './fft.js';
+import type { WasmArena } from './wasmArena.js';
+import { WasmRfft2, wasmRfft2Bytes } from './wasmFft.js';
 
 /** RELION's EDGE_FALLOFF: width of the soft edge of the circular crop, unbinned pixels. */
 export const EDGE_FALLOFF = 5;
@@ -33,14 +35,19 @@ export class ExtractionWorkspace {
   /** exp(2πi·t·k/n) along x (sh) and along y (s), interleaved, per call. */
   readonly phaseX: Float64Array;
   readonly phaseY: Float64Array;
+  /** The square's FFT in WebAssembly (square and spectrum in the arena), or null: rfft2. */
+  readonly fft: WasmRfft2 | null;
 
-  constructor(s: number, s0: number) {
+  /** With an arena, the square and its spectrum live there and are transformed with its WebAssembly FFT (power-of-two s0). */
+  constructor(s: number, s0: number, arena: WasmArena | null = null) {
     this.s = s;
     this.s0 = s0;
     this.sh = (s >> 1) + 1;
     this.sh0 = (s0 >> 1) + 1;
-    this.square = new Float64Array(s0 * s0);
-    this.spectrum0 = new Float64Array(2 * this.sh0 * s0);
+    const fft = arena ? WasmRfft2.create(arena, s0, s0) : null;
+    this.fft = fft;
+    this.square = fft ? arena!.f64(s0 * s0) : new Float64Array(s0 * s0);
+    this.spectrum0 = fft ? arena!.f64(2 * this.sh0 * s0) : new Float64Array(2 * this.sh0 * s0);
     this.mask = new Float64Array(s0 * s0);
     this.outside = new Uint8Array(s0 * s0);
     this.columns = new Int32Array(s0);
@@ -68,6 +75,11 @@ export class ExtractionWorkspace {
       for (let x = hi; x < s0; x++) if (!this.outside[y * s0 + x]) throw new Error(`crop circle row ${y} is not one run`);
     }
   }
+}
+
+/** Arena bytes an ExtractionWorkspace takes for extraction box s0 (square, spectrum, FFT). */
+export function extractionArenaBytes(s0: number): number {
+  return 8 * s0 * s0 + 16 * ((s0 >> 1) + 1) * s0 + wasmRfft2Bytes(s0, s0) + 2 * 64;
 }
 
 /** C++ std::round: half away from zero. */
@@ -140,7 +152,7 @@ export function extractFrameSpectrum(
       for (let x = h; x < s0; x++) square[right + x] = stack[rowOff + cols[x]];
     }
   }
-  const spec = rfft2(square, s0, s0, ws.spectrum0);
+  const spec = ws.fft ? ws.fft.forward(square, ws.spectrum0) : rfft2(square, s0, s0, ws.spectrum0);
   const norm = 1 / s0; // Both normalisation of an s0² transform
 
   // Fourier binning by truncation (FourierCrop_fftwHalfStack) then the sub-pixel shift (shiftStack).

@@ -19,7 +19,7 @@ const TWO_PI = 2 * Math.PI;
 const MAX_GENERIC_RADIX = 61;
 
 /** Complex elements per gathered block in axis passes; two such buffers (~1 MiB) stay cache-resident. */
-const BLOCK_COMPLEX = 32768;
+export const BLOCK_COMPLEX = 32768;
 
 function checkLength(n: number, what: string): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`${what} must be a positive integer, got ${n}`);
@@ -444,6 +444,17 @@ export class ComplexFFT {
     return x;
   }
 
+  /**
+   * The plan's stages for `sign` (radices, offsets of their twiddles, the twiddles) when they
+   * are all of radix 2 or 4, as the WebAssembly FFT (wasmFft.ts) takes them; null otherwise.
+   * @internal
+   */
+  pow2Stages(sign: number): { radices: Int32Array; twOffsets: Int32Array; tw: Float64Array } | null {
+    if (this.bluestein !== null) return null;
+    for (const p of this.radices) if (p !== 2 && p !== 4) return null;
+    return { radices: this.radices, twOffsets: this.twOffsets, tw: sign < 0 ? this.twF : this.twB };
+  }
+
   /** In-place transform of n complex values stored interleaved (re,im) in `data`, element j at data[offset + 2*j*stride], data[offset + 2*j*stride + 1]. sign -1 = forward, +1 = backward. No allocation per call. */
   transform(data: Float64Array, offset: number, stride: number, sign: -1 | 1): void {
     const n = this.n;
@@ -476,7 +487,7 @@ export function complexPlan(n: number): ComplexFFT {
 // ---------------------------------------------------------------------------------------------
 
 /** Rows transformed together by RealFFT (one batched Stockham over [n/2][rows]; ~32 KiB at n = 128). */
-const ROW_BATCH = 32;
+export const ROW_BATCH = 32;
 
 /**
  * 1-D real transforms of length n. Even n packs even/odd samples into one complex FFT of n/2 and
@@ -507,6 +518,11 @@ class RealFFT {
       this.tw[2 * k] = Math.cos(ang);
       this.tw[2 * k + 1] = -Math.sin(ang);
     }
+  }
+
+  /** @internal See realForwardParts. */
+  parts(): { tw: Float64Array; half: ComplexFFT } | null {
+    return this.odd ? null : { tw: this.tw, half: this.plan };
   }
 
   /**
@@ -659,6 +675,16 @@ class RealFFT {
       }
     }
   }
+}
+
+/**
+ * For the WebAssembly FFT (wasmFft.ts): the untangling twiddles of real transforms of even
+ * length n (e^{−2πik/n}, k ≤ n/2, interleaved) and the plan of their half-length complex FFT.
+ * @internal
+ */
+export function realForwardParts(n: number): { tw: Float64Array; half: ComplexFFT } | null {
+  const p = realPlan(n);
+  return p.parts();
 }
 
 const realPlans = new Map<number, RealFFT>();

@@ -11,7 +11,7 @@ import { AberrationTables, applyOddAberration } from '../physics/aberrations.js'
 import { Deformation, addDeformation, fourierFrequencies } from '../geometry/deformation.js';
 import { Accumulator } from './backproject.js';
 import { WasmArena, insertSlice } from './wasmArena.js';
-import { ExtractionWorkspace, extractFrameSpectrum } from './extract.js';
+import { ExtractionWorkspace, extractFrameSpectrum, extractionArenaBytes } from './extract.js';
 
 /** Options that are the same for every tomogram of a run. */
 export interface KernelOptions {
@@ -157,16 +157,16 @@ export class KernelWorkspace {
     readonly arena: WasmArena | null = null,
   ) {
     const sh = (opts.s >> 1) + 1;
-    this.extraction = new ExtractionWorkspace(opts.s, opts.s0);
+    this.extraction = new ExtractionWorkspace(opts.s, opts.s0, arena);
     this.slice = arena ? arena.f32(2 * sh * opts.s) : new Float32Array(2 * sh * opts.s);
     this.sliceWeight = arena ? arena.f32(sh * opts.s) : new Float32Array(sh * opts.s);
     this.ctf = new Float32Array(sh * opts.s);
   }
 
-  /** Bytes an arena needs for a workspace's slice buffers (with alignment). */
-  static arenaBytes(s: number): number {
+  /** Bytes an arena needs for a workspace's slice buffers and extraction (with alignment). */
+  static arenaBytes(s: number, s0: number): number {
     const sh = (s >> 1) + 1;
-    return 12 * sh * s + 256;
+    return 12 * sh * s + 256 + extractionArenaBytes(s0);
   }
 
   /** Bytes held by one workspace, for the memory estimate. */

@@ -12,7 +12,7 @@ import type { WasmArena } from './wasmArena.js';
 import { KernelOptions, KernelWorkspace, TomogramGeometry, buildTomogramTables, packParticle, particleRecordLength, processParticle } from './particleKernel.js';
 
 /** Bytes warmUpParticleKernel takes from an arena (its accumulators and slice buffers at box 32). */
-export const WARM_UP_ARENA_BYTES = 2 * accumulatorBytes(32) + KernelWorkspace.arenaBytes(32) + 1024;
+export const WARM_UP_ARENA_BYTES = 2 * accumulatorBytes(32) + KernelWorkspace.arenaBytes(32, 32) + 1024;
 
 /**
  * Runs `particles` particles × 3 tilts at box 32 through the kernel; returns the tilt images

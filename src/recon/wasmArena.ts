@@ -5,10 +5,10 @@
  * WebAssembly.Memory (a SharedArrayBuffer, so the main thread reads and folds the accumulators as
  * before) handed out in aligned pieces. Its pages are reserved, not used, until written.
  *
- * insert() is backprojectSlice, bit for bit (test/wasm.test.ts), in about half its time (the
- * bench's stage, box 128: 0.31–0.36 against 0.70–0.75 ms per slice). Arrays that do not live in
+ * insert() is backprojectSlice, bit for bit (test/wasm.test.ts), in less time (the bench's
+ * stage, box 128, warm: 0.23–0.27 against 0.34–0.52 ms per slice). Arrays that do not live in
  * the arena (or a host without WebAssembly, or a box whose arena would pass 4 GiB) use the
- * JavaScript function.
+ * JavaScript function. The same module has the extraction's FFT kernels (wasmFft.ts).
  */
 import { Accumulator, backprojectSlice } from './backproject.js';
 import { BACKPROJECT_WASM_BASE64 } from './backprojectWasm.js';
@@ -32,6 +32,12 @@ type Backproject = (
   maxFreq: number,
 ) => void;
 
+/** The FFT kernels of assembly/fft.ts (see wasmFft.ts), byte offsets into the arena. */
+export interface FftKernels {
+  fftBatch(x: number, y: number, n: number, batch: number, radices: number, twOffsets: number, stages: number, tw: number, sign: number): number;
+  realForwardBatch(src: number, dst: number, n: number, B: number, a: number, b: number, radices: number, twOffsets: number, stages: number, tw: number, utw: number): void;
+}
+
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB: what a 32-bit WebAssembly memory can address
 
@@ -53,6 +59,8 @@ export class WasmArena {
     readonly memory: WebAssembly.Memory,
     readonly buffer: SharedArrayBuffer,
     private readonly backproject: Backproject,
+    /** @internal For wasmFft.ts. */
+    readonly fft: FftKernels,
   ) {}
 
   /** An arena of at least `bytes`, or null when WebAssembly cannot provide one. */
@@ -74,7 +82,9 @@ export class WasmArena {
     const module = backprojectModule();
     if (!module) return null;
     const instance = new WebAssembly.Instance(module, { env: { memory } });
-    const arena = new WasmArena(memory, memory.buffer as unknown as SharedArrayBuffer, instance.exports.backproject as Backproject);
+    const e = instance.exports;
+    const fft: FftKernels = { fftBatch: e.fftBatch as FftKernels['fftBatch'], realForwardBatch: e.realForwardBatch as FftKernels['realForwardBatch'] };
+    const arena = new WasmArena(memory, memory.buffer as unknown as SharedArrayBuffer, e.backproject as Backproject, fft);
     arena.next = from;
     return arena;
   }
@@ -97,6 +107,10 @@ export class WasmArena {
 
   f32(n: number): Float32Array {
     return new Float32Array(this.buffer, this.take(4 * n), n);
+  }
+
+  i32(n: number): Int32Array {
+    return new Int32Array(this.buffer, this.take(4 * n), n);
   }
 
   /** An accumulator pair for box s (data, then weight), zero. */

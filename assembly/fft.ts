@@ -1,0 +1,165 @@
+/**
+ * The batched Stockham stages of radix 2 and 4 and the real-transform packing of
+ * src/recon/fft.ts (ComplexFFT.runBatch, radix2, radix4, RealFFT.forwardBatch) in
+ * AssemblyScript, for power-of-two lengths. Each complex value is one (re, im) pair of float64
+ * SIMD lanes and every lane does the JavaScript's scalar operations in its order (WebAssembly
+ * has no fused multiply-add; x − y is x + (−y) and x·(±1) is exact in IEEE arithmetic), so the
+ * spectra are the JavaScript's bit for bit (test/wasm.test.ts). JavaScript stays the reference
+ * and the fallback (other lengths, no arena).
+ *
+ * Pointers are byte offsets into the importer's memory; arrays are float64 unless said.
+ */
+
+/** (a, b) → (b, a): the complex value times i is (−im, re) = swap · (−1, 1). */
+// @ts-ignore: decorator
+@inline
+function swap(v: v128): v128 {
+  return v128.shuffle<f64>(v, v, 1, 0);
+}
+
+/** b·w for complex b and twiddle w = (wr, wi): (br·wr − bi·wi, br·wi + bi·wr), as fft.ts. */
+// @ts-ignore: decorator
+@inline
+function twiddle(b: v128, wr: v128, wi: v128, negRe: v128): v128 {
+  // (br·wr, bi·wr) + (−(bi·wi), br·wi): the real lane is br·wr + (−(bi·wi)) = br·wr − bi·wi; the
+  // imaginary lane bi·wr + br·wi = br·wi + bi·wr (addition commutes exactly).
+  return f64x2.add(f64x2.mul(b, wr), f64x2.mul(f64x2.mul(swap(b), wi), negRe));
+}
+
+function radix2(x: usize, y: usize, m: i32, s: i32, tw: usize, to: i32): void {
+  const is = <usize>(16 * s * m);
+  const os = <usize>(16 * s);
+  const negRe = f64x2(-1, 1);
+  for (let j = 0; j < m; j++) {
+    const t = tw + (<usize>(to + 2 * j) << 3);
+    const wr = f64x2.splat(load<f64>(t));
+    const wi = f64x2.splat(load<f64>(t, 8));
+    let i0 = x + <usize>(16 * s * j);
+    let o0 = y + <usize>(32 * s * j);
+    const end = i0 + <usize>(16 * s);
+    for (; i0 < end; i0 += 16, o0 += 16) {
+      const a = v128.load(i0);
+      const b = v128.load(i0 + is);
+      v128.store(o0, f64x2.add(a, b));
+      v128.store(o0 + os, twiddle(f64x2.sub(a, b), wr, wi, negRe));
+    }
+  }
+}
+
+function radix4(x: usize, y: usize, m: i32, s: i32, tw: usize, to: i32, sign: f64): void {
+  const is = <usize>(16 * s * m);
+  const os = <usize>(16 * s);
+  const negRe = f64x2(-1, 1);
+  // (a1 − a3)·(sign·i) = (−sign·d13i, sign·d13r)
+  const rot = f64x2(-sign, sign);
+  for (let j = 0; j < m; j++) {
+    const t = tw + (<usize>(to + 6 * j) << 3);
+    const w1r = f64x2.splat(load<f64>(t));
+    const w1i = f64x2.splat(load<f64>(t, 8));
+    const w2r = f64x2.splat(load<f64>(t, 16));
+    const w2i = f64x2.splat(load<f64>(t, 24));
+    const w3r = f64x2.splat(load<f64>(t, 32));
+    const w3i = f64x2.splat(load<f64>(t, 40));
+    let i0 = x + <usize>(16 * s * j);
+    let o0 = y + <usize>(64 * s * j);
+    const end = i0 + <usize>(16 * s);
+    for (; i0 < end; i0 += 16, o0 += 16) {
+      const a0 = v128.load(i0);
+      const a1 = v128.load(i0 + is);
+      const a2 = v128.load(i0 + 2 * is);
+      const a3 = v128.load(i0 + 3 * is);
+      const s02 = f64x2.add(a0, a2);
+      const d02 = f64x2.sub(a0, a2);
+      const s13 = f64x2.add(a1, a3);
+      const r = f64x2.mul(swap(f64x2.sub(a1, a3)), rot);
+      v128.store(o0, f64x2.add(s02, s13));
+      v128.store(o0 + os, twiddle(f64x2.add(d02, r), w1r, w1i, negRe));
+      v128.store(o0 + 2 * os, twiddle(f64x2.sub(s02, s13), w2r, w2i, negRe));
+      v128.store(o0 + 3 * os, twiddle(f64x2.sub(d02, r), w3r, w3i, negRe));
+    }
+  }
+}
+
+/**
+ * ComplexFFT.runBatch for a plan whose radices are all 2 or 4: `batch` lines stored [n][batch]
+ * in x, y scratch of the same size; `radices`, `twOffsets` (int32, `stages` of each) and `tw`
+ * (the plan's twiddles for this sign). Returns x or y, whichever holds the result.
+ */
+export function fftBatch(x: usize, y: usize, n: i32, batch: i32, radices: usize, twOffsets: usize, stages: i32, tw: usize, sign: f64): usize {
+  let s = batch;
+  let len = n;
+  for (let t = 0; t < stages; t++) {
+    const p = load<i32>(radices + (<usize>t << 2));
+    const m = len / p;
+    const to = load<i32>(twOffsets + (<usize>t << 2));
+    if (p == 4) radix4(x, y, m, s, tw, to, sign);
+    else radix2(x, y, m, s, tw, to);
+    const tmp = x;
+    x = y;
+    y = tmp;
+    s *= p;
+    len = m;
+  }
+  return x;
+}
+
+/**
+ * RealFFT.forwardBatch for even n = 2M: B real rows of n values at src (row l at src + l·n) to
+ * B half spectra of nh = M + 1 values at dst (row l at dst + 2·l·nh), through one batched
+ * complex FFT of length M (`a`, `b`: scratch of 2·M·B; plan as for fftBatch; `utw`: the
+ * untangling twiddles e^{−2πik/n}, k ≤ M).
+ */
+export function realForwardBatch(
+  src: usize,
+  dst: usize,
+  n: i32,
+  B: i32,
+  a: usize,
+  b: usize,
+  radices: usize,
+  twOffsets: usize,
+  stages: i32,
+  tw: usize,
+  utw: usize,
+): void {
+  const M = n >> 1;
+  const nh = M + 1;
+  const B2 = <usize>(16 * B);
+  // a[j][l] = x_l[2j] + i·x_l[2j+1]: the pair as it lies in the row.
+  for (let l = 0; l < B; l++) {
+    const row = src + (<usize>(l * n) << 3);
+    let o = a + (<usize>l << 4);
+    for (let j = 0; j < M; j++, o += B2) v128.store(o, v128.load(row + (<usize>j << 4)));
+  }
+  const z = fftBatch(a, b, M, B, radices, twOffsets, stages, tw, -1);
+  const rowStep = <usize>(16 * nh);
+  let out = dst;
+  for (let l = 0; l < B; l++, out += rowStep) {
+    const z0r = load<f64>(z + (<usize>l << 4));
+    const z0i = load<f64>(z + (<usize>l << 4), 8);
+    store<f64>(out, z0r + z0i);
+    store<f64>(out, 0.0, 8);
+    store<f64>(out + (<usize>M << 4), z0r - z0i);
+    store<f64>(out + (<usize>M << 4), 0.0, 8);
+  }
+  for (let k = 1; k < M; k++) {
+    const wr = load<f64>(utw + (<usize>k << 4));
+    const wi = load<f64>(utw + (<usize>k << 4), 8);
+    const zk = z + <usize>k * B2;
+    const zm = z + <usize>(M - k) * B2;
+    let o = dst + (<usize>k << 4);
+    for (let l = 0; l < B; l++, o += rowStep) {
+      const q = <usize>l << 4;
+      const zr = load<f64>(zk + q);
+      const zi = load<f64>(zk + q, 8);
+      const cr = load<f64>(zm + q);
+      const ci = -load<f64>(zm + q, 8);
+      const er = 0.5 * (zr + cr);
+      const ei = 0.5 * (zi + ci);
+      const or = 0.5 * (zi - ci);
+      const oi = -0.5 * (zr - cr);
+      store<f64>(o, er + wr * or - wi * oi);
+      store<f64>(o, ei + wr * oi + wi * or, 8);
+    }
+  }
+}
