@@ -302,6 +302,14 @@ const stack = Float32Array.from({ length: W * W }, () => rnd() - 0.5);
 const ws = new ExtractionWorkspace(s, s);
 const slice = new Float32Array(2 * sh * s);
 results.stages.extractionAndFftMs = time(200, (i) => extractFrameSpectrum(ws, stack, 0, W, W, 200.3 + (i % 7), 310.7, 1, true, slice));
+{
+  // As the compute threads extract: square and spectrum in their arena, the FFT in WebAssembly.
+  const { WasmArena } = await dist('recon/wasmArena.js');
+  const { extractionArenaBytes } = await dist('recon/extract.js');
+  const arena = WasmArena.create(extractionArenaBytes(s) + 4096);
+  const wsW = arena && new ExtractionWorkspace(s, s, arena);
+  if (wsW?.fft) results.stages.extractionWasmFftMs = time(200, (i) => extractFrameSpectrum(wsW, stack, 0, W, W, 200.3 + (i % 7), 310.7, 1, true, slice));
+}
 const ctf = new Float32Array(sh * s);
 const dose = new Float32Array(sh * s);
 const ranges = new Int32Array(s);
