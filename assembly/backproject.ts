@@ -154,4 +154,4 @@ export function backproject(
 }
 
 // The FFT kernels of the extraction (assembly/fft.ts) share this module and its memory.
-export { fftBatch, realForwardBatch } from './fft';
+export { fftBatch, realForwardBatch, realInverseBatch } from './fft';

@@ -163,3 +163,60 @@ export function realForwardBatch(
     }
   }
 }
+
+/**
+ * RealFFT.inverseBatch for even n = 2M: B half spectra of nh = M + 1 values at src (row l at
+ * src + 2·l·nh) to B real rows of n values at dst (row l at dst + l·n), as the real part of the
+ * inverse of the Hermitian extension (FFTW's c2r), through one batched complex FFT of length M
+ * (plan and twiddles for sign +1; `utw` as for realForwardBatch). Reads every input row of the
+ * batch before writing any output (dst may share src's memory from its start).
+ */
+export function realInverseBatch(
+  src: usize,
+  dst: usize,
+  n: i32,
+  B: i32,
+  a: usize,
+  b: usize,
+  radices: usize,
+  twOffsets: usize,
+  stages: i32,
+  tw: usize,
+  utw: usize,
+): void {
+  const M = n >> 1;
+  const nh = M + 1;
+  const B2 = <usize>(16 * B);
+  for (let l = 0; l < B; l++) {
+    const row = src + <usize>(16 * l * nh);
+    const x0 = load<f64>(row);
+    const xm = load<f64>(row + (<usize>M << 4));
+    store<f64>(a + (<usize>l << 4), x0 + xm);
+    store<f64>(a + (<usize>l << 4), x0 - xm, 8);
+    let o = a + (<usize>l << 4) + B2;
+    for (let k = 1; k < M; k++, o += B2) {
+      const xr = load<f64>(row + (<usize>k << 4));
+      const xi = load<f64>(row + (<usize>k << 4), 8);
+      // X_{k+M} of the Hermitian extension is conj(X_{M−k}).
+      const yr = load<f64>(row + (<usize>(M - k) << 4));
+      const yi = -load<f64>(row + (<usize>(M - k) << 4), 8);
+      const sr = xr + yr;
+      const si = xi + yi;
+      const dr = xr - yr;
+      const di = xi - yi;
+      // D · W^{−k} (conjugate of the stored forward twiddle)
+      const wr = load<f64>(utw + (<usize>k << 4));
+      const wi = -load<f64>(utw + (<usize>k << 4), 8);
+      const pr = dr * wr - di * wi;
+      const pi = dr * wi + di * wr;
+      store<f64>(o, sr - pi);
+      store<f64>(o, si + pr, 8);
+    }
+  }
+  const z = fftBatch(a, b, M, B, radices, twOffsets, stages, tw, 1);
+  for (let l = 0; l < B; l++) {
+    const out = dst + (<usize>(l * n) << 3);
+    let q = z + (<usize>l << 4);
+    for (let j = 0; j < M; j++, q += B2) v128.store(out + (<usize>j << 4), v128.load(q));
+  }
+}

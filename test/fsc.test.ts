@@ -182,6 +182,31 @@ describe('FSC from separately computed spectra (the report’s half maps, one pe
       const fd = path.join(dir, 'd.mrc');
       writeMrc(fd, new Float64Array(8 * 8 * 4), 8, 8, 4, 1.5);
       expect(() => readMapSpectrum(fd)).toThrow(/the FSC needs a cubic map/);
+      // Transformed in a lent work array, plain or in a WebAssembly arena whose FFT rfft3 uses
+      // (as a finalisation thread does): the same spectrum, bit for bit.
+      const { WasmArena } = await import('../src/recon/wasmArena.js');
+      const { WasmRfft, wasmRfftBytes } = await import('../src/recon/wasmFft.js');
+      const { useFft3 } = await import('../src/recon/fft.js');
+      const m = 16;
+      const fe = path.join(dir, 'e.mrc');
+      writeMrc(fe, noise(m, 3), m, m, m, 1.5);
+      const len = 2 * (m / 2 + 1) * m * m;
+      const ref = readMapSpectrum(fe).spectrum;
+      const bytes = (x: Float64Array): Buffer => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+      expect(bytes(readMapSpectrum(fe, undefined, () => new Float64Array(len)).spectrum).equals(bytes(ref))).toBe(true);
+      const arena = WasmArena.create(wasmRfftBytes(m, m, m) + 8 * len + 1024)!;
+      const engine = WasmRfft.create(arena, m, m, m)!;
+      const work = arena.f64(len);
+      let used = 0;
+      useFft3({ w: m, h: m, d: m, holds: (...a) => engine.holds(...a), forward: (i, o) => (used++, engine.forward(i, o)), inverseDestroying: (i, o) => engine.inverseDestroying(i, o) });
+      try {
+        const viaWasm = readMapSpectrum(fe, undefined, () => work).spectrum;
+        expect(used).toBe(1);
+        expect(viaWasm.buffer).not.toBe(arena.buffer); // copied out of the arena
+        expect(bytes(viaWasm).equals(bytes(ref))).toBe(true);
+      } finally {
+        useFft3(null);
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

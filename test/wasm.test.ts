@@ -9,8 +9,8 @@ import { BACKPROJECT_WASM_BASE64 } from '../src/recon/backprojectWasm.js';
 import { WasmArena, insertSlice } from '../src/recon/wasmArena.js';
 import { eulerToMatrix, Mat3 } from '../src/geometry/matrix.js';
 import { rng } from './helpers/random.js';
-import { rfft2 } from '../src/recon/fft.js';
-import { WasmRfft2, wasmRfft2Bytes } from '../src/recon/wasmFft.js';
+import { irfft3, rfft2, rfft3 } from '../src/recon/fft.js';
+import { WasmRfft, wasmRfftBytes } from '../src/recon/wasmFft.js';
 import { ExtractionWorkspace, extractFrameSpectrum, extractionArenaBytes } from '../src/recon/extract.js';
 // @ts-expect-error: a plain ESM script without types
 import { compileBackproject } from '../scripts/build-wasm.mjs';
@@ -72,8 +72,8 @@ describe('WebAssembly FFT of the extraction', () => {
     let sizes = 0;
     for (const [w, h] of [[4, 4], [8, 8], [16, 16], [32, 32], [64, 64], [128, 128], [256, 256], [8, 32], [64, 16], [128, 2], [4, 64], [64, 1024]]) {
       const wh = (w >> 1) + 1;
-      const arena = WasmArena.create(wasmRfft2Bytes(w, h) + 8 * w * h + 16 * wh * h + 1024)!;
-      const fft = WasmRfft2.create(arena, w, h);
+      const arena = WasmArena.create(wasmRfftBytes(w, h) + 8 * w * h + 16 * wh * h + 1024)!;
+      const fft = WasmRfft.create(arena, w, h);
       expect(fft, `${w}×${h}`).not.toBeNull();
       const input = arena.f64(w * h);
       const out = arena.f64(2 * wh * h);
@@ -90,7 +90,7 @@ describe('WebAssembly FFT of the extraction', () => {
 
   it('is not made for other sizes (the JavaScript FFT does them)', () => {
     const arena = WasmArena.create(1 << 22)!;
-    for (const [w, h] of [[6, 8], [8, 12], [2, 8], [96, 96], [100, 64]]) expect(WasmRfft2.create(arena, w, h), `${w}×${h}`).toBeNull();
+    for (const [w, h] of [[6, 8], [8, 12], [2, 8], [96, 96], [100, 64]]) expect(WasmRfft.create(arena, w, h), `${w}×${h}`).toBeNull();
   });
 
   it('gives the extraction the spectra of the JavaScript FFT, bit for bit (and is used for a power-of-two box)', () => {
@@ -112,5 +112,39 @@ describe('WebAssembly FFT of the extraction', () => {
         expect(bytes(a).equals(bytes(b))).toBe(true);
       }
     }
+  });
+});
+
+describe('WebAssembly 3-D FFT of the finalisation', () => {
+  it('gives rfft3’s and irfft3’s results bit for bit, in place and not, at power-of-two sizes', () => {
+    const r = rng(13);
+    let cases = 0;
+    for (const [w, h, d] of [[4, 4, 4], [8, 8, 8], [16, 16, 16], [32, 32, 32], [64, 64, 64], [8, 16, 32], [32, 8, 4], [16, 64, 2], [128, 128, 16]]) {
+      const wh = (w >> 1) + 1;
+      const n = w * h * d;
+      const spectrum = 2 * wh * h * d;
+      const arena = WasmArena.create(wasmRfftBytes(w, h, d) + 8 * (2 * spectrum + n) + 4096)!;
+      const fft = WasmRfft.create(arena, w, h, d)!;
+      expect(fft, `${w}×${h}×${d}`).not.toBeNull();
+      const vol = arena.f64(spectrum); // a map in its first n doubles, or its spectrum
+      const other = arena.f64(spectrum);
+      const map = Float64Array.from({ length: n }, () => r() - 0.5);
+      // Forward into another array.
+      vol.set(map);
+      const want = rfft3(map, w, h, d);
+      expect(bytes(fft.forward(vol.subarray(0, n), other)).equals(bytes(want)), `forward ${w}×${h}×${d}`).toBe(true);
+      // Forward in place (the spectrum over the map's own buffer, as divideByWeight does).
+      vol.set(map);
+      expect(bytes(fft.forward(vol.subarray(0, n), vol)).equals(bytes(want)), `forward in place ${w}×${h}×${d}`).toBe(true);
+      // Inverse consuming its input: into another array, and in place (as griddingCorrect does).
+      const spec = Float64Array.from({ length: spectrum }, () => r() - 0.5);
+      const back = irfft3(spec, w, h, d);
+      vol.set(spec);
+      expect(bytes(fft.inverseDestroying(vol, other.subarray(0, n))).equals(bytes(back)), `inverse ${w}×${h}×${d}`).toBe(true);
+      vol.set(spec);
+      expect(bytes(fft.inverseDestroying(vol, vol.subarray(0, n))).equals(bytes(back)), `inverse in place ${w}×${h}×${d}`).toBe(true);
+      cases++;
+    }
+    expect(cases).toBe(9);
   });
 });

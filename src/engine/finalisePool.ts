@@ -32,7 +32,7 @@ export interface SpectrumResult {
 }
 
 /** What a job gives back: a spectrum or an FSC, or the weight a weight job was lent (an ordinary buffer). */
-export type PoolResult = SpectrumResult | { comparison: FscComparison } | { weight: Float64Array } | undefined;
+export type PoolResult = SpectrumResult | { comparison: FscComparison } | { weight: Float64Array } | undefined | { fft: 'WebAssembly' };
 
 export type PoolReply = { ok: true; result?: PoolResult } | { ok: false; message: string; tomo: boolean; stack?: string };
 
@@ -116,9 +116,13 @@ export class FinalisationPool {
     return r?.weight ?? weight;
   }
 
-  /** Writes the tag's maps; its data sums are handed over (consumed), its weight lent. */
-  async maps(tag: string, acc: { data: Float64Array; weight: Float64Array }, options: FinaliseOptions): Promise<void> {
-    await this.run({ type: 'maps', tag, data: acc.data, weight: acc.weight, options }, transferables(acc.data, acc.weight));
+  /**
+   * Writes the tag's maps; its data sums are handed over (consumed), its weight lent. Resolves
+   * to the FFT the thread used ('WebAssembly' in its arena, finaliseArena.ts, or 'JavaScript').
+   */
+  async maps(tag: string, acc: { data: Float64Array; weight: Float64Array }, options: FinaliseOptions): Promise<'WebAssembly' | 'JavaScript'> {
+    const r = (await this.run({ type: 'maps', tag, data: acc.data, weight: acc.weight, options }, transferables(acc.data, acc.weight))) as { fft?: 'WebAssembly' } | undefined;
+    return r?.fft ?? 'JavaScript';
   }
 
   /** Stops the threads (jobs still queued are rejected); safe to call more than once. */

@@ -7,7 +7,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { compareSpectra, readMapSpectrum } from '../analysis/fsc.js';
 import { isTomoError } from '../errors.js';
 import { encodeMrc, writeMrcDeferred } from '../formats/mrc.js';
-import { rfft3 } from '../recon/fft.js';
+import { rfft3, useFft3 } from '../recon/fft.js';
+import { collectGarbage } from './collectGarbage.js';
+import { finaliseVolume } from './finaliseArena.js';
 import type { PoolJob, PoolReply } from './finalisePool.js';
 import { fileBufferFor, writeMaps, writeTag, writeWeightFile } from './outputs.js';
 import { runSymmetryWork } from './symmetry.js';
@@ -35,6 +37,29 @@ function warmUp(): void {
 }
 
 if ((workerData as { warmUp?: boolean } | null)?.warmUp) warmUp();
+
+/** The arena's volume to transform a half map in for the FSC (readMapSpectrum), when there is one. */
+function spectrumWork(n: number): Float64Array | null {
+  const v = finaliseVolume(n);
+  if (!v) return null;
+  useFft3(v.fft);
+  return v.data;
+}
+
+/**
+ * The job's data sums, copied into this thread's WebAssembly arena when there is one for the box
+ * (finaliseArena.ts: its transforms then run in WebAssembly); the transferred sums are freed
+ * at once, so that the copy does not add to the memory the run plans.
+ */
+function inArena(job: { data: Float64Array; options: { s: number } }): Float64Array | null {
+  const v = finaliseVolume(job.options.s);
+  if (!v || v.data.length !== job.data.length) return null;
+  v.data.set(job.data);
+  job.data = v.data;
+  collectGarbage();
+  useFft3(v.fft);
+  return v.data;
+}
 const port = parentPort!;
 port.on('message', async (job: PoolJob) => {
   let reply: PoolReply;
@@ -47,11 +72,16 @@ port.on('message', async (job: PoolJob) => {
     p.catch(() => {}); // awaited below
     pending.push(p);
   };
+  let wasm = false;
   try {
     if (job.type === 'weight' || job.type === 'maps') {
       try {
         if (job.type === 'weight') writeWeightFile(job.tag, job.weight, job.options, write);
-        else writeMaps(job.tag, { data: job.data, weight: job.weight }, job.options, write);
+        else {
+          const data = inArena(job);
+          wasm = data !== null;
+          writeMaps(job.tag, { data: data ?? job.data, weight: job.weight }, job.options, write);
+        }
       } finally {
         const failed = (await Promise.allSettled(pending)).find((r) => r.status === 'rejected');
         if (failed) throw (failed as PromiseRejectedResult).reason;
@@ -61,13 +91,13 @@ port.on('message', async (job: PoolJob) => {
         reply = { ok: true, result: { weight: job.weight } };
         transfer = [job.weight.buffer];
       } else {
-        reply = { ok: true };
+        reply = wasm ? { ok: true, result: { fft: 'WebAssembly' as const } } : { ok: true };
       }
     } else if (job.type === 'symmetrise') {
       runSymmetryWork(job.work);
       reply = { ok: true };
     } else {
-      const mine = readMapSpectrum(job.file, fileBufferFor);
+      const mine = readMapSpectrum(job.file, fileBufferFor, spectrumWork);
       if (job.other) {
         reply = { ok: true, result: { comparison: job.otherFirst ? compareSpectra(job.other, mine) : compareSpectra(mine, job.other) } };
       } else {

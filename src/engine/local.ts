@@ -17,6 +17,7 @@ import { loadTiltStack, stackBytes } from './tiltStack.js';
 import { noiseWeightStack } from '../physics/noise.js';
 import { Tomogram } from '../model/tomogramSet.js';
 import { PhaseTimes } from './phases.js';
+import { finaliseArenaBytes } from './finaliseArena.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -35,10 +36,11 @@ export function finalisationIdleBytes(threads: number): number {
 
 /**
  * A thread of the finalisation pool: its isolate (measured: 10–11 MiB idle with its modules
- * loaded; counted as any other thread's) and the float32 volume it writes files from.
+ * loaded; counted as any other thread's), the float32 volume it writes files from, and for small
+ * power-of-two boxes the WebAssembly arena its transforms run in (finaliseArena.ts).
  */
 export function finalisationThreadBytes(s: number): number {
-  return finalisationIdleBytes(1) + 4 * s * s * s;
+  return finalisationIdleBytes(1) + 4 * s * s * s + finaliseArenaBytes(s);
 }
 
 /**

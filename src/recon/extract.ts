@@ -6,7 +6,7 @@
  */
 import { rfft2 } from './fft.js';
 import type { WasmArena } from './wasmArena.js';
-import { WasmRfft2, wasmRfft2Bytes } from './wasmFft.js';
+import { WasmRfft, wasmRfftBytes } from './wasmFft.js';
 
 /** RELION's EDGE_FALLOFF: width of the soft edge of the circular crop, unbinned pixels. */
 export const EDGE_FALLOFF = 5;
@@ -36,7 +36,7 @@ export class ExtractionWorkspace {
   readonly phaseX: Float64Array;
   readonly phaseY: Float64Array;
   /** The square's FFT in WebAssembly (square and spectrum in the arena), or null: rfft2. */
-  readonly fft: WasmRfft2 | null;
+  readonly fft: WasmRfft | null;
 
   /** With an arena, the square and its spectrum live there and are transformed with its WebAssembly FFT (power-of-two s0). */
   constructor(s: number, s0: number, arena: WasmArena | null = null) {
@@ -44,7 +44,7 @@ export class ExtractionWorkspace {
     this.s0 = s0;
     this.sh = (s >> 1) + 1;
     this.sh0 = (s0 >> 1) + 1;
-    const fft = arena ? WasmRfft2.create(arena, s0, s0) : null;
+    const fft = arena ? WasmRfft.create(arena, s0, s0) : null;
     this.fft = fft;
     this.square = fft ? arena!.f64(s0 * s0) : new Float64Array(s0 * s0);
     this.spectrum0 = fft ? arena!.f64(2 * this.sh0 * s0) : new Float64Array(2 * this.sh0 * s0);
@@ -79,7 +79,7 @@ export class ExtractionWorkspace {
 
 /** Arena bytes an ExtractionWorkspace takes for extraction box s0 (square, spectrum, FFT). */
 export function extractionArenaBytes(s0: number): number {
-  return 8 * s0 * s0 + 16 * ((s0 >> 1) + 1) * s0 + wasmRfft2Bytes(s0, s0) + 2 * 64;
+  return 8 * s0 * s0 + 16 * ((s0 >> 1) + 1) * s0 + wasmRfftBytes(s0, s0) + 2 * 64;
 }
 
 /** C++ std::round: half away from zero. */

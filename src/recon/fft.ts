@@ -763,6 +763,31 @@ export function irfft2(input: Float64Array, w: number, h: number, out?: Float64A
 }
 
 /**
+ * A faster rfft3/irfft3 for some arrays (wasmFft.ts's WasmRfft, which a finalisation thread sets
+ * for the volumes in its WebAssembly arena): the same results bit for bit.
+ * @internal
+ */
+export interface Fft3Engine {
+  readonly w: number;
+  readonly h: number;
+  readonly d: number;
+  holds(...arrays: Float64Array[]): boolean;
+  forward(input: Float64Array, out: Float64Array): Float64Array;
+  inverseDestroying(input: Float64Array, out: Float64Array): Float64Array;
+}
+let fft3Engine: Fft3Engine | null = null;
+
+/** Sets (or clears) the engine rfft3 and irfft3 use for the arrays it holds, in this thread. @internal */
+export function useFft3(engine: Fft3Engine | null): void {
+  fft3Engine = engine;
+}
+
+function engineFor(w: number, h: number, d: number, ...arrays: Float64Array[]): Fft3Engine | null {
+  const e = fft3Engine;
+  return e && e.w === w && e.h === h && e.d === d && e.holds(...arrays) ? e : null;
+}
+
+/**
  * Same in 3-D: real w*h*d <-> interleaved complex (w/2+1)*h*d, x fastest then y then z. The
  * output may share the input's buffer from its start (in place; the buffer must hold the spectrum).
  */
@@ -776,6 +801,8 @@ export function rfft3(
   checkSize(input, w * h * d, 'rfft input');
   const res = out ?? new Float64Array(2 * wh * h * d);
   checkSize(res, 2 * wh * h * d, 'rfft output');
+  const engine = input instanceof Float64Array ? engineFor(w, h, d, input, res) : null;
+  if (engine) return engine.forward(input as Float64Array, res);
   const rp = realPlan(w);
   const rows = h * d;
   // Last rows first when `out` shares a Float64 `input`'s buffer from its start (in place): row
@@ -801,6 +828,8 @@ export function irfft3(input: Float64Array, w: number, h: number, d: number, out
   checkSize(input, 2 * wh * h * d, 'irfft input');
   const res = out ?? new Float64Array(w * h * d);
   checkSize(res, w * h * d, 'irfft output');
+  const engine = destroyInput ? engineFor(w, h, d, input, res) : null;
+  if (engine) return engine.inverseDestroying(input, res);
   const rp = realPlan(w);
   const rows = h * d;
   if (h === 1 && d === 1) {

@@ -36,6 +36,7 @@ type Backproject = (
 export interface FftKernels {
   fftBatch(x: number, y: number, n: number, batch: number, radices: number, twOffsets: number, stages: number, tw: number, sign: number): number;
   realForwardBatch(src: number, dst: number, n: number, B: number, a: number, b: number, radices: number, twOffsets: number, stages: number, tw: number, utw: number): void;
+  realInverseBatch(src: number, dst: number, n: number, B: number, a: number, b: number, radices: number, twOffsets: number, stages: number, tw: number, utw: number): void;
 }
 
 const PAGE = 65536;
@@ -83,7 +84,11 @@ export class WasmArena {
     if (!module) return null;
     const instance = new WebAssembly.Instance(module, { env: { memory } });
     const e = instance.exports;
-    const fft: FftKernels = { fftBatch: e.fftBatch as FftKernels['fftBatch'], realForwardBatch: e.realForwardBatch as FftKernels['realForwardBatch'] };
+    const fft: FftKernels = {
+      fftBatch: e.fftBatch as FftKernels['fftBatch'],
+      realForwardBatch: e.realForwardBatch as FftKernels['realForwardBatch'],
+      realInverseBatch: e.realInverseBatch as FftKernels['realInverseBatch'],
+    };
     const arena = new WasmArena(memory, memory.buffer as unknown as SharedArrayBuffer, e.backproject as Backproject, fft);
     arena.next = from;
     return arena;

@@ -1,13 +1,15 @@
 /**
- * The extraction's 2-D real FFT (rfft2 of fft.ts) with the WebAssembly kernels of
- * assembly/fft.ts, for power-of-two sizes: the same stages in the same order on the same values,
- * so the spectrum is rfft2's bit for bit (test/wasm.test.ts), in about half its time. Input,
- * output and every table and scratch buffer live in the thread's WasmArena. Other sizes (or no
- * arena) keep the JavaScript FFT: create() returns null.
+ * rfft3 / irfft3 (and rfft2, d = 1) of fft.ts with the WebAssembly kernels of assembly/fft.ts,
+ * for power-of-two sizes: the same stages in the same order on the same values, so the results
+ * are the JavaScript's bit for bit (test/wasm.test.ts), in about half its time. Input, output and
+ * every table and scratch buffer live in one WasmArena. Used by the extraction (its square's
+ * spectrum) and by the finalisation threads (useFft3 in fft.ts); other sizes, or arrays outside
+ * the arena, keep the JavaScript FFT.
  */
 import { BLOCK_COMPLEX, ROW_BATCH, complexPlan, realForwardParts } from './fft.js';
 import type { WasmArena } from './wasmArena.js';
 
+/** A complex plan's stages copied into the arena, for one sign. */
 interface Stages {
   radices: Int32Array;
   twOffsets: Int32Array;
@@ -16,115 +18,159 @@ interface Stages {
 }
 
 function isPow2(n: number): boolean {
-  return Number.isInteger(n) && n >= 2 && (n & (n - 1)) === 0;
+  return Number.isInteger(n) && n >= 1 && (n & (n - 1)) === 0;
 }
 
-/** Columns fft.ts's axisPass transforms together (all of them: in place; fewer: gathered in blocks). */
-function columnChunk(w: number, h: number): number {
-  const wh = (w >> 1) + 1;
-  return Math.max(1, Math.min(wh, Math.floor(BLOCK_COMPLEX / h)));
+/** Lines fft.ts's axisPass transforms together along an axis of length n with `inner` lines per slab. */
+function axisChunk(n: number, inner: number): number {
+  return Math.max(1, Math.min(inner, Math.floor(BLOCK_COMPLEX / n)));
 }
 
-/** Arena bytes of a WasmRfft2 for w × h (tables and scratch; not its input and output). */
-export function wasmRfft2Bytes(w: number, h: number): number {
+/** Doubles of each of the two axis-pass scratch buffers for w × h × d. */
+function axisScratchDoubles(w: number, h: number, d: number): number {
   const wh = (w >> 1) + 1;
+  let most = 0;
+  for (const [n, inner] of [
+    [h, wh],
+    [d, wh * h],
+  ]) {
+    if (n === 1) continue;
+    const c = axisChunk(n, inner);
+    most = Math.max(most, 2 * n * (c === inner ? inner : c));
+  }
+  return most;
+}
+
+/** Arena bytes of a WasmRfft for w × h × d (tables and scratch; not its input and output). */
+export function wasmRfftBytes(w: number, h: number, d = 1): number {
   const m = w >> 1;
-  const chunk = columnChunk(w, h);
-  // Row scratch (2), column scratch (the whole spectrum, or two blocks), untangling and stage
-  // twiddles (at most 2 per element), radices and offsets, and 64-byte alignment of 12 pieces.
-  const columns = chunk === wh ? 2 * wh * h : 2 * 2 * h * chunk;
-  return 8 * (2 * 2 * m * ROW_BATCH + columns + 2 * (m + 1) + 4 * m + 4 * h) + 4 * 4 * 32 + 64 * 12;
+  // Row scratch (2), axis scratch (2), twiddles of both signs (rows: ≤ 2 per element of m; axes:
+  // ≤ 2 per element of h and d; untangling: m + 1 complex), radices and offsets (6 × ≤ 32
+  // int32), 64-byte alignment of 20 pieces.
+  return 8 * (2 * 2 * m * ROW_BATCH + 2 * axisScratchDoubles(w, h, d) + 2 * (2 * m + 2 * h + 2 * d) + 2 * (m + 1)) + 6 * 4 * 32 + 64 * 20;
 }
 
-export class WasmRfft2 {
+export class WasmRfft {
   private constructor(
-    private readonly arena: WasmArena,
-    private readonly w: number,
-    private readonly h: number,
-    private readonly rows: Stages,
-    private readonly cols: Stages,
+    readonly arena: WasmArena,
+    readonly w: number,
+    readonly h: number,
+    readonly d: number,
+    /** Rows (complex length w/2) and the two axes, for sign −1 (forward) and +1. */
+    private readonly rows: [Stages, Stages],
+    private readonly ys: [Stages, Stages] | null,
+    private readonly zs: [Stages, Stages] | null,
     private readonly utw: Float64Array,
     private readonly a: Float64Array,
     private readonly b: Float64Array,
-    /** Columns per batch (see columnChunk) and their scratch: the spectrum's size, or two blocks. */
-    private readonly chunk: number,
-    private readonly colA: Float64Array,
-    private readonly colB: Float64Array,
+    private readonly sA: Float64Array,
+    private readonly sB: Float64Array,
   ) {}
 
-  /** For w × h real images; null unless both are powers of two (w ≥ 4). */
-  static create(arena: WasmArena, w: number, h: number): WasmRfft2 | null {
-    const wh = (w >> 1) + 1;
-    if (!isPow2(w) || w < 4 || !isPow2(h)) return null;
+  /** For w × h × d real volumes; null unless all three are powers of two (w ≥ 4). */
+  static create(arena: WasmArena, w: number, h: number, d = 1): WasmRfft | null {
+    if (!isPow2(w) || w < 4 || !isPow2(h) || !isPow2(d)) return null;
     const real = realForwardParts(w);
-    const rowStages = real?.half.pow2Stages(-1);
-    const colStages = complexPlan(h).pow2Stages(-1);
-    if (!real || !rowStages || !colStages) return null;
-    const copy = (st: { radices: Int32Array; twOffsets: Int32Array; tw: Float64Array }): Stages => {
-      const radices = arena.i32(Math.max(1, st.radices.length));
-      radices.set(st.radices);
-      const twOffsets = arena.i32(Math.max(1, st.twOffsets.length));
-      twOffsets.set(st.twOffsets);
-      const tw = arena.f64(Math.max(1, st.tw.length));
-      tw.set(st.tw);
-      return { radices, twOffsets, count: st.radices.length, tw };
+    if (!real) return null;
+    const both = (plan: ReturnType<typeof complexPlan>): [Stages, Stages] | null => {
+      const f = plan.pow2Stages(-1);
+      const b = plan.pow2Stages(1);
+      if (!f || !b) return null;
+      const copy = (st: { radices: Int32Array; twOffsets: Int32Array; tw: Float64Array }): Stages => {
+        const radices = arena.i32(Math.max(1, st.radices.length));
+        radices.set(st.radices);
+        const twOffsets = arena.i32(Math.max(1, st.twOffsets.length));
+        twOffsets.set(st.twOffsets);
+        const tw = arena.f64(Math.max(1, st.tw.length));
+        tw.set(st.tw);
+        return { radices, twOffsets, count: st.radices.length, tw };
+      };
+      return [copy(f), copy(b)];
     };
-    const rows = copy(rowStages);
-    const cols = copy(colStages);
+    const rows = both(real.half);
+    const ys = h > 1 ? both(complexPlan(h)) : null;
+    const zs = d > 1 ? both(complexPlan(d)) : null;
+    if (!rows || (h > 1 && !ys) || (d > 1 && !zs)) return null;
     const utw = arena.f64(real.tw.length);
     utw.set(real.tw);
     const m = w >> 1;
-    const chunk = columnChunk(w, h);
-    const colA = arena.f64(chunk === wh ? 2 * wh * h : 2 * h * chunk);
-    const colB = chunk === wh ? colA : arena.f64(2 * h * chunk);
-    return new WasmRfft2(arena, w, h, rows, cols, utw, arena.f64(2 * m * ROW_BATCH), arena.f64(2 * m * ROW_BATCH), chunk, colA, colB);
+    const scratch = Math.max(1, axisScratchDoubles(w, h, d));
+    return new WasmRfft(arena, w, h, d, rows, ys, zs, utw, arena.f64(2 * m * ROW_BATCH), arena.f64(2 * m * ROW_BATCH), arena.f64(scratch), arena.f64(scratch));
   }
 
-  /** rfft2(input, w, h, out): both in the arena, not overlapping. Returns out. */
+  /** Whether the arrays are this arena's (else the JavaScript FFT must do it). */
+  holds(...arrays: Float64Array[]): boolean {
+    return arrays.every((x) => x.buffer === this.arena.buffer);
+  }
+
+  /** rfft3(input, w, h, d, out) for arrays in the arena (out may share input's memory from its start). Returns out. */
   forward(input: Float64Array, out: Float64Array): Float64Array {
-    const { w, h, rows, cols, arena } = this;
+    const { w, h, d, rows } = this;
     const wh = (w >> 1) + 1;
-    const k = arena.fft;
-    // Rows: RealFFT.forward, ROW_BATCH rows at a time.
-    for (let r0 = 0; r0 < h; r0 += ROW_BATCH) {
-      const B = Math.min(ROW_BATCH, h - r0);
-      k.realForwardBatch(
-        input.byteOffset + 8 * r0 * w,
-        out.byteOffset + 16 * r0 * wh,
-        w,
-        B,
-        this.a.byteOffset,
-        this.b.byteOffset,
-        rows.radices.byteOffset,
-        rows.twOffsets.byteOffset,
-        rows.count,
-        rows.tw.byteOffset,
-        this.utw.byteOffset,
-      );
-    }
-    const { chunk, colA, colB } = this;
-    const column = (x: number, y: number, c: number): number =>
-      k.fftBatch(x, y, h, c, cols.radices.byteOffset, cols.twOffsets.byteOffset, cols.count, cols.tw.byteOffset, -1);
-    if (chunk === wh) {
-      // Columns: axisPass's one batch over all of them, in place.
-      if (column(out.byteOffset, colA.byteOffset, wh) !== out.byteOffset) out.set(colA.subarray(0, 2 * wh * h));
-      return out;
-    }
-    // axisPass's blocks of `chunk` columns: gathered into [h][c], transformed, scattered back.
-    for (let i0 = 0; i0 < wh; i0 += chunk) {
-      const c2 = 2 * Math.min(chunk, wh - i0);
-      for (let j = 0; j < h; j++) {
-        const src = 2 * (j * wh + i0);
-        const dst = j * c2;
-        for (let q = 0; q < c2; q++) colA[dst + q] = out[src + q];
+    const count = h * d;
+    const k = this.arena.fft;
+    const batch = (r0: number, B: number): void =>
+      k.realForwardBatch(input.byteOffset + 8 * r0 * w, out.byteOffset + 16 * r0 * wh, w, B, this.a.byteOffset, this.b.byteOffset, rows[0].radices.byteOffset, rows[0].twOffsets.byteOffset, rows[0].count, rows[0].tw.byteOffset, this.utw.byteOffset);
+    // As rfft3: last batch first when the output shares the input's buffer (in place).
+    if (input.buffer === out.buffer) {
+      for (let end = count; end > 0; end -= ROW_BATCH) {
+        const r0 = Math.max(0, end - ROW_BATCH);
+        batch(r0, end - r0);
       }
-      const res = column(colA.byteOffset, colB.byteOffset, c2 / 2) === colA.byteOffset ? colA : colB;
-      for (let j = 0; j < h; j++) {
-        const dst = 2 * (j * wh + i0);
-        const src = j * c2;
-        for (let q = 0; q < c2; q++) out[dst + q] = res[src + q];
-      }
+    } else {
+      for (let r0 = 0; r0 < count; r0 += ROW_BATCH) batch(r0, Math.min(ROW_BATCH, count - r0));
+    }
+    if (this.ys) this.axis(out, h, wh, d, this.ys[0], -1);
+    if (this.zs) this.axis(out, d, wh * h, 1, this.zs[0], -1);
+    return out;
+  }
+
+  /**
+   * irfft3(input, w, h, d, out, destroyInput = true) for arrays in the arena: the input is the
+   * work array (out may share its memory from its start). Returns out.
+   */
+  inverseDestroying(input: Float64Array, out: Float64Array): Float64Array {
+    const { w, h, d, rows } = this;
+    const wh = (w >> 1) + 1;
+    const count = h * d;
+    const k = this.arena.fft;
+    if (h > 1 || d > 1) {
+      if (this.zs) this.axis(input, d, wh * h, 1, this.zs[1], 1);
+      if (this.ys) this.axis(input, h, wh, d, this.ys[1], 1);
+    }
+    // First row first (see irfft3).
+    for (let r0 = 0; r0 < count; r0 += ROW_BATCH) {
+      const B = Math.min(ROW_BATCH, count - r0);
+      k.realInverseBatch(input.byteOffset + 16 * r0 * wh, out.byteOffset + 8 * r0 * w, w, B, this.a.byteOffset, this.b.byteOffset, rows[1].radices.byteOffset, rows[1].twOffsets.byteOffset, rows[1].count, rows[1].tw.byteOffset, this.utw.byteOffset);
     }
     return out;
+  }
+
+  /** axisPass of fft.ts: in place per slab when all lines fit one batch, else gathered in blocks. */
+  private axis(data: Float64Array, n: number, inner: number, outer: number, st: Stages, sign: number): void {
+    const { sA, sB } = this;
+    const k = this.arena.fft;
+    const run = (x: number, y: number, c: number): number => k.fftBatch(x, y, n, c, st.radices.byteOffset, st.twOffsets.byteOffset, st.count, st.tw.byteOffset, sign);
+    const chunk = axisChunk(n, inner);
+    if (chunk === inner) {
+      const len = 2 * n * inner;
+      for (let o = 0; o < outer; o++) {
+        const block = data.subarray(o * len, (o + 1) * len);
+        if (run(block.byteOffset, sA.byteOffset, inner) !== block.byteOffset) block.set(sA.subarray(0, len));
+      }
+      return;
+    }
+    for (let o = 0; o < outer; o++) {
+      for (let i0 = 0; i0 < inner; i0 += chunk) {
+        const c = Math.min(chunk, inner - i0);
+        const c2 = 2 * c;
+        for (let j = 0; j < n; j++) {
+          const src = 2 * ((o * n + j) * inner + i0);
+          sA.set(data.subarray(src, src + c2), j * c2);
+        }
+        const r = run(sA.byteOffset, sB.byteOffset, c) === sA.byteOffset ? sA : sB;
+        for (let j = 0; j < n; j++) data.set(r.subarray(j * c2, (j + 1) * c2), 2 * ((o * n + j) * inner + i0));
+      }
+    }
   }
 }
