@@ -1,7 +1,7 @@
 /**
- * The batched Stockham stages of radix 2 and 4 and the real-transform packing of
- * src/recon/fft.ts (ComplexFFT.runBatch, radix2, radix4, RealFFT.forwardBatch) in
- * AssemblyScript, for power-of-two lengths. Each complex value is one (re, im) pair of float64
+ * The batched Stockham stages of radix 2, 3, 4 and 5 and the real-transform packing of
+ * src/recon/fft.ts (ComplexFFT.runBatch, radix2–5, RealFFT.forwardBatch and inverseBatch) in
+ * AssemblyScript, for lengths with no other prime factor. Each complex value is one (re, im) pair of float64
  * SIMD lanes and every lane does the JavaScript's scalar operations in its order (WebAssembly
  * has no fused multiply-add; x − y is x + (−y) and x·(±1) is exact in IEEE arithmetic), so the
  * spectra are the JavaScript's bit for bit (test/wasm.test.ts). JavaScript stays the reference
@@ -80,12 +80,90 @@ function radix4(x: usize, y: usize, m: i32, s: i32, tw: usize, to: i32, sign: f6
   }
 }
 
+function radix3(x: usize, y: usize, m: i32, s: i32, tw: usize, to: i32, sign: f64, consts: usize): void {
+  const is = <usize>(16 * s * m);
+  const os = <usize>(16 * s);
+  const negRe = f64x2(-1, 1);
+  const negIm = f64x2(1, -1);
+  const half = f64x2.splat(0.5);
+  const sn = f64x2.splat(sign * load<f64>(consts)); // sign · sin 60°
+  for (let j = 0; j < m; j++) {
+    const t = tw + (<usize>(to + 4 * j) << 3);
+    const w1r = f64x2.splat(load<f64>(t));
+    const w1i = f64x2.splat(load<f64>(t, 8));
+    const w2r = f64x2.splat(load<f64>(t, 16));
+    const w2i = f64x2.splat(load<f64>(t, 24));
+    let i0 = x + <usize>(16 * s * j);
+    let o0 = y + <usize>(48 * s * j);
+    const end = i0 + <usize>(16 * s);
+    for (; i0 < end; i0 += 16, o0 += 16) {
+      const a0 = v128.load(i0);
+      const a1 = v128.load(i0 + is);
+      const a2 = v128.load(i0 + 2 * is);
+      const t1 = f64x2.add(a1, a2);
+      const t2 = f64x2.sub(a0, f64x2.mul(half, t1));
+      const t3 = swap(f64x2.mul(sn, f64x2.sub(a1, a2)));
+      v128.store(o0, f64x2.add(a0, t1));
+      // b1 = (t2r − t3i, t2i + t3r), b2 = (t2r + t3i, t2i − t3r)
+      v128.store(o0 + os, twiddle(f64x2.add(t2, f64x2.mul(t3, negRe)), w1r, w1i, negRe));
+      v128.store(o0 + 2 * os, twiddle(f64x2.add(t2, f64x2.mul(t3, negIm)), w2r, w2i, negRe));
+    }
+  }
+}
+
+function radix5(x: usize, y: usize, m: i32, s: i32, tw: usize, to: i32, sign: f64, consts: usize): void {
+  const is = <usize>(16 * s * m);
+  const os = <usize>(16 * s);
+  const negRe = f64x2(-1, 1);
+  const negIm = f64x2(1, -1);
+  const c1 = f64x2.splat(load<f64>(consts, 8));
+  const c2 = f64x2.splat(load<f64>(consts, 16));
+  const s1 = f64x2.splat(sign * load<f64>(consts, 24));
+  const s2 = f64x2.splat(sign * load<f64>(consts, 32));
+  for (let j = 0; j < m; j++) {
+    const t = tw + (<usize>(to + 8 * j) << 3);
+    const w1r = f64x2.splat(load<f64>(t));
+    const w1i = f64x2.splat(load<f64>(t, 8));
+    const w2r = f64x2.splat(load<f64>(t, 16));
+    const w2i = f64x2.splat(load<f64>(t, 24));
+    const w3r = f64x2.splat(load<f64>(t, 32));
+    const w3i = f64x2.splat(load<f64>(t, 40));
+    const w4r = f64x2.splat(load<f64>(t, 48));
+    const w4i = f64x2.splat(load<f64>(t, 56));
+    let i0 = x + <usize>(16 * s * j);
+    let o0 = y + <usize>(80 * s * j);
+    const end = i0 + <usize>(16 * s);
+    for (; i0 < end; i0 += 16, o0 += 16) {
+      const a0 = v128.load(i0);
+      const a1 = v128.load(i0 + is);
+      const a2 = v128.load(i0 + 2 * is);
+      const a3 = v128.load(i0 + 3 * is);
+      const a4 = v128.load(i0 + 4 * is);
+      const t1 = f64x2.add(a1, a4);
+      const t2 = f64x2.add(a2, a3);
+      const t3 = f64x2.sub(a1, a4);
+      const t4 = f64x2.sub(a2, a3);
+      v128.store(o0, f64x2.add(f64x2.add(a0, t1), t2));
+      const e1 = f64x2.add(f64x2.add(a0, f64x2.mul(c1, t1)), f64x2.mul(c2, t2));
+      const e2 = f64x2.add(f64x2.add(a0, f64x2.mul(c2, t1)), f64x2.mul(c1, t2));
+      const f1 = swap(f64x2.add(f64x2.mul(s1, t3), f64x2.mul(s2, t4)));
+      const f2 = swap(f64x2.sub(f64x2.mul(s2, t3), f64x2.mul(s1, t4)));
+      // b1, b4 = e1 ± i·f1; b2, b3 = e2 ± i·f2
+      v128.store(o0 + os, twiddle(f64x2.add(e1, f64x2.mul(f1, negRe)), w1r, w1i, negRe));
+      v128.store(o0 + 2 * os, twiddle(f64x2.add(e2, f64x2.mul(f2, negRe)), w2r, w2i, negRe));
+      v128.store(o0 + 3 * os, twiddle(f64x2.add(e2, f64x2.mul(f2, negIm)), w3r, w3i, negRe));
+      v128.store(o0 + 4 * os, twiddle(f64x2.add(e1, f64x2.mul(f1, negIm)), w4r, w4i, negRe));
+    }
+  }
+}
+
 /**
- * ComplexFFT.runBatch for a plan whose radices are all 2 or 4: `batch` lines stored [n][batch]
- * in x, y scratch of the same size; `radices`, `twOffsets` (int32, `stages` of each) and `tw`
- * (the plan's twiddles for this sign). Returns x or y, whichever holds the result.
+ * ComplexFFT.runBatch for a plan whose radices are all 2, 3, 4 or 5: `batch` lines stored
+ * [n][batch] in x, y scratch of the same size; `radices`, `twOffsets` (int32, `stages` of each)
+ * and `tw` (the plan's twiddles for this sign); `consts`: sin 60°, cos 72°, cos 144°, sin 72°,
+ * sin 144° as fft.ts computes them. Returns x or y, whichever holds the result.
  */
-export function fftBatch(x: usize, y: usize, n: i32, batch: i32, radices: usize, twOffsets: usize, stages: i32, tw: usize, sign: f64): usize {
+export function fftBatch(x: usize, y: usize, n: i32, batch: i32, radices: usize, twOffsets: usize, stages: i32, tw: usize, sign: f64, consts: usize): usize {
   let s = batch;
   let len = n;
   for (let t = 0; t < stages; t++) {
@@ -93,7 +171,9 @@ export function fftBatch(x: usize, y: usize, n: i32, batch: i32, radices: usize,
     const m = len / p;
     const to = load<i32>(twOffsets + (<usize>t << 2));
     if (p == 4) radix4(x, y, m, s, tw, to, sign);
-    else radix2(x, y, m, s, tw, to);
+    else if (p == 2) radix2(x, y, m, s, tw, to);
+    else if (p == 3) radix3(x, y, m, s, tw, to, sign, consts);
+    else radix5(x, y, m, s, tw, to, sign, consts);
     const tmp = x;
     x = y;
     y = tmp;
@@ -121,6 +201,7 @@ export function realForwardBatch(
   stages: i32,
   tw: usize,
   utw: usize,
+  consts: usize,
 ): void {
   const M = n >> 1;
   const nh = M + 1;
@@ -131,7 +212,7 @@ export function realForwardBatch(
     let o = a + (<usize>l << 4);
     for (let j = 0; j < M; j++, o += B2) v128.store(o, v128.load(row + (<usize>j << 4)));
   }
-  const z = fftBatch(a, b, M, B, radices, twOffsets, stages, tw, -1);
+  const z = fftBatch(a, b, M, B, radices, twOffsets, stages, tw, -1, consts);
   const rowStep = <usize>(16 * nh);
   let out = dst;
   for (let l = 0; l < B; l++, out += rowStep) {
@@ -183,6 +264,7 @@ export function realInverseBatch(
   stages: i32,
   tw: usize,
   utw: usize,
+  consts: usize,
 ): void {
   const M = n >> 1;
   const nh = M + 1;
@@ -213,7 +295,7 @@ export function realInverseBatch(
       store<f64>(o, si + pr, 8);
     }
   }
-  const z = fftBatch(a, b, M, B, radices, twOffsets, stages, tw, 1);
+  const z = fftBatch(a, b, M, B, radices, twOffsets, stages, tw, 1, consts);
   for (let l = 0; l < B; l++) {
     const out = dst + (<usize>(l * n) << 3);
     let q = z + (<usize>l << 4);

@@ -3,17 +3,19 @@
  * 3-D FFT's tables and scratch (wasmFft.ts), so that the tag's inverse and forward transforms run
  * in WebAssembly (each 128³ transform 12 ms against 25 ms warm in JavaScript, 46 ms cold). A maps
  * job copies its sums in (the transferred ones are then freed), so a thread holds one more set of
- * data sums than without: only for power-of-two boxes whose data sums take at most
- * FINALISE_WASM_MAX_DATA_BYTES (box 128: 17 MiB); larger boxes keep the JavaScript FFT and their
- * memory as it was. finalisationThreadBytes (local.ts) counts the arena.
+ * data sums than without: only for boxes the WebAssembly FFT does (even, no prime factor above
+ * 5) whose data sums take at most FINALISE_WASM_MAX_DATA_BYTES (box 128: 17 MiB, 192: 57 MiB);
+ * larger boxes keep the JavaScript FFT and their memory as it was. finalisationThreadBytes
+ * (local.ts) counts the arena.
  */
 import { wasmArenaPossible, WasmArena } from '../recon/wasmArena.js';
-import { WasmRfft, wasmRfftBytes } from '../recon/wasmFft.js';
+import { WasmRfft, wasmFftLength, wasmRfftBytes } from '../recon/wasmFft.js';
 
 export const FINALISE_WASM_MAX_DATA_BYTES = 64 * 2 ** 20;
 
-function isPow2(n: number): boolean {
-  return Number.isInteger(n) && n >= 4 && (n & (n - 1)) === 0;
+/** Boxes the WebAssembly FFT does: even, with no prime factor above 5 (as fft.ts plans them). */
+function supported(s: number): boolean {
+  return Number.isInteger(s) && s >= 4 && s % 2 === 0 && wasmFftLength(s / 2) && wasmFftLength(s);
 }
 
 function dataBytes(s: number): number {
@@ -22,7 +24,7 @@ function dataBytes(s: number): number {
 
 /** Bytes of a finalisation thread's arena for box s; 0 where the JavaScript FFT is used. */
 export function finaliseArenaBytes(s: number): number {
-  if (!isPow2(s) || dataBytes(s) > FINALISE_WASM_MAX_DATA_BYTES) return 0;
+  if (!supported(s) || dataBytes(s) > FINALISE_WASM_MAX_DATA_BYTES) return 0;
   const bytes = dataBytes(s) + wasmRfftBytes(s, s, s) + 4096;
   return wasmArenaPossible(bytes) ? bytes : 0;
 }

@@ -37,7 +37,7 @@ export function finalisationIdleBytes(threads: number): number {
 /**
  * A thread of the finalisation pool: its isolate (measured: 10–11 MiB idle with its modules
  * loaded; counted as any other thread's), the float32 volume it writes files from, and for small
- * power-of-two boxes the WebAssembly arena its transforms run in (finaliseArena.ts).
+ * boxes with no prime factor above 5 the WebAssembly arena its transforms run in (finaliseArena.ts).
  */
 export function finalisationThreadBytes(s: number): number {
   return finalisationIdleBytes(1) + 4 * s * s * s + finaliseArenaBytes(s);

@@ -38,7 +38,7 @@ export class ExtractionWorkspace {
   /** The square's FFT in WebAssembly (square and spectrum in the arena), or null: rfft2. */
   readonly fft: WasmRfft | null;
 
-  /** With an arena, the square and its spectrum live there and are transformed with its WebAssembly FFT (power-of-two s0). */
+  /** With an arena, the square and its spectrum live there and are transformed with its WebAssembly FFT (s0 even, with no prime factor above 5). */
   constructor(s: number, s0: number, arena: WasmArena | null = null) {
     this.s = s;
     this.s0 = s0;

@@ -142,6 +142,9 @@ const C5_2 = Math.cos(2 * TWO_PI / 5);
 const S5_1 = Math.sin(TWO_PI / 5);
 const S5_2 = Math.sin(2 * TWO_PI / 5);
 
+/** The radix-3 and radix-5 butterflies' constants, for the WebAssembly FFT (the same doubles). @internal */
+export const BUTTERFLY_CONSTANTS = [SIN60, C5_1, C5_2, S5_1, S5_2];
+
 function radix5(x: Float64Array, y: Float64Array, m: number, s: number, tw: Float64Array, to: number, sign: number): void {
   const is = 2 * s * m;
   const os = 2 * s;
@@ -446,12 +449,12 @@ export class ComplexFFT {
 
   /**
    * The plan's stages for `sign` (radices, offsets of their twiddles, the twiddles) when they
-   * are all of radix 2 or 4, as the WebAssembly FFT (wasmFft.ts) takes them; null otherwise.
+   * are all of radix 2, 3, 4 or 5, as the WebAssembly FFT (wasmFft.ts) takes them; null otherwise.
    * @internal
    */
-  pow2Stages(sign: number): { radices: Int32Array; twOffsets: Int32Array; tw: Float64Array } | null {
+  wasmStages(sign: number): { radices: Int32Array; twOffsets: Int32Array; tw: Float64Array } | null {
     if (this.bluestein !== null) return null;
-    for (const p of this.radices) if (p !== 2 && p !== 4) return null;
+    for (const p of this.radices) if (p > 5) return null;
     return { radices: this.radices, twOffsets: this.twOffsets, tw: sign < 0 ? this.twF : this.twB };
   }
 

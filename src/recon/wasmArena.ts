@@ -34,9 +34,9 @@ type Backproject = (
 
 /** The FFT kernels of assembly/fft.ts (see wasmFft.ts), byte offsets into the arena. */
 export interface FftKernels {
-  fftBatch(x: number, y: number, n: number, batch: number, radices: number, twOffsets: number, stages: number, tw: number, sign: number): number;
-  realForwardBatch(src: number, dst: number, n: number, B: number, a: number, b: number, radices: number, twOffsets: number, stages: number, tw: number, utw: number): void;
-  realInverseBatch(src: number, dst: number, n: number, B: number, a: number, b: number, radices: number, twOffsets: number, stages: number, tw: number, utw: number): void;
+  fftBatch(x: number, y: number, n: number, batch: number, radices: number, twOffsets: number, stages: number, tw: number, sign: number, consts: number): number;
+  realForwardBatch(src: number, dst: number, n: number, B: number, a: number, b: number, radices: number, twOffsets: number, stages: number, tw: number, utw: number, consts: number): void;
+  realInverseBatch(src: number, dst: number, n: number, B: number, a: number, b: number, radices: number, twOffsets: number, stages: number, tw: number, utw: number, consts: number): void;
 }
 
 const PAGE = 65536;

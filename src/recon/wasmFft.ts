@@ -1,12 +1,12 @@
 /**
  * rfft3 / irfft3 (and rfft2, d = 1) of fft.ts with the WebAssembly kernels of assembly/fft.ts,
- * for power-of-two sizes: the same stages in the same order on the same values, so the results
+ * for sizes with no prime factor above 5 (and an even width): the same stages in the same order on the same values, so the results
  * are the JavaScript's bit for bit (test/wasm.test.ts), in about half its time. Input, output and
  * every table and scratch buffer live in one WasmArena. Used by the extraction (its square's
  * spectrum) and by the finalisation threads (useFft3 in fft.ts); other sizes, or arrays outside
  * the arena, keep the JavaScript FFT.
  */
-import { BLOCK_COMPLEX, ROW_BATCH, complexPlan, realForwardParts } from './fft.js';
+import { BLOCK_COMPLEX, BUTTERFLY_CONSTANTS, ROW_BATCH, complexPlan, realForwardParts } from './fft.js';
 import type { WasmArena } from './wasmArena.js';
 
 /** A complex plan's stages copied into the arena, for one sign. */
@@ -17,8 +17,9 @@ interface Stages {
   tw: Float64Array;
 }
 
-function isPow2(n: number): boolean {
-  return Number.isInteger(n) && n >= 1 && (n & (n - 1)) === 0;
+/** Whether the WebAssembly FFT does lengths n (its plan's stages are all of radix 2 to 5). */
+export function wasmFftLength(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && complexPlan(n).wasmStages(-1) !== null;
 }
 
 /** Lines fft.ts's axisPass transforms together along an axis of length n with `inner` lines per slab. */
@@ -45,9 +46,9 @@ function axisScratchDoubles(w: number, h: number, d: number): number {
 export function wasmRfftBytes(w: number, h: number, d = 1): number {
   const m = w >> 1;
   // Row scratch (2), axis scratch (2), twiddles of both signs (rows: ≤ 2 per element of m; axes:
-  // ≤ 2 per element of h and d; untangling: m + 1 complex), radices and offsets (6 × ≤ 32
-  // int32), 64-byte alignment of 20 pieces.
-  return 8 * (2 * 2 * m * ROW_BATCH + 2 * axisScratchDoubles(w, h, d) + 2 * (2 * m + 2 * h + 2 * d) + 2 * (m + 1)) + 6 * 4 * 32 + 64 * 20;
+  // ≤ 2 per element of h and d; untangling: m + 1 complex), the butterflies' constants, radices
+  // and offsets (6 × ≤ 32 int32), 64-byte alignment of 22 pieces.
+  return 8 * (2 * 2 * m * ROW_BATCH + 2 * axisScratchDoubles(w, h, d) + 2 * (2 * m + 2 * h + 2 * d) + 2 * (m + 1) + 8) + 6 * 4 * 32 + 64 * 22;
 }
 
 export class WasmRfft {
@@ -65,16 +66,18 @@ export class WasmRfft {
     private readonly b: Float64Array,
     private readonly sA: Float64Array,
     private readonly sB: Float64Array,
+    /** BUTTERFLY_CONSTANTS in the arena. */
+    private readonly consts: Float64Array,
   ) {}
 
-  /** For w × h × d real volumes; null unless all three are powers of two (w ≥ 4). */
+  /** For w × h × d real volumes; null unless w is even (≥ 4) and no size has a prime factor above 5. */
   static create(arena: WasmArena, w: number, h: number, d = 1): WasmRfft | null {
-    if (!isPow2(w) || w < 4 || !isPow2(h) || !isPow2(d)) return null;
+    if (!Number.isInteger(w) || w < 4 || w % 2 !== 0 || !wasmFftLength(w / 2) || !wasmFftLength(h) || !wasmFftLength(d)) return null;
     const real = realForwardParts(w);
     if (!real) return null;
     const both = (plan: ReturnType<typeof complexPlan>): [Stages, Stages] | null => {
-      const f = plan.pow2Stages(-1);
-      const b = plan.pow2Stages(1);
+      const f = plan.wasmStages(-1);
+      const b = plan.wasmStages(1);
       if (!f || !b) return null;
       const copy = (st: { radices: Int32Array; twOffsets: Int32Array; tw: Float64Array }): Stages => {
         const radices = arena.i32(Math.max(1, st.radices.length));
@@ -95,7 +98,9 @@ export class WasmRfft {
     utw.set(real.tw);
     const m = w >> 1;
     const scratch = Math.max(1, axisScratchDoubles(w, h, d));
-    return new WasmRfft(arena, w, h, d, rows, ys, zs, utw, arena.f64(2 * m * ROW_BATCH), arena.f64(2 * m * ROW_BATCH), arena.f64(scratch), arena.f64(scratch));
+    const consts = arena.f64(BUTTERFLY_CONSTANTS.length);
+    consts.set(BUTTERFLY_CONSTANTS);
+    return new WasmRfft(arena, w, h, d, rows, ys, zs, utw, arena.f64(2 * m * ROW_BATCH), arena.f64(2 * m * ROW_BATCH), arena.f64(scratch), arena.f64(scratch), consts);
   }
 
   /** Whether the arrays are this arena's (else the JavaScript FFT must do it). */
@@ -110,7 +115,7 @@ export class WasmRfft {
     const count = h * d;
     const k = this.arena.fft;
     const batch = (r0: number, B: number): void =>
-      k.realForwardBatch(input.byteOffset + 8 * r0 * w, out.byteOffset + 16 * r0 * wh, w, B, this.a.byteOffset, this.b.byteOffset, rows[0].radices.byteOffset, rows[0].twOffsets.byteOffset, rows[0].count, rows[0].tw.byteOffset, this.utw.byteOffset);
+      k.realForwardBatch(input.byteOffset + 8 * r0 * w, out.byteOffset + 16 * r0 * wh, w, B, this.a.byteOffset, this.b.byteOffset, rows[0].radices.byteOffset, rows[0].twOffsets.byteOffset, rows[0].count, rows[0].tw.byteOffset, this.utw.byteOffset, this.consts.byteOffset);
     // As rfft3: last batch first when the output shares the input's buffer (in place).
     if (input.buffer === out.buffer) {
       for (let end = count; end > 0; end -= ROW_BATCH) {
@@ -141,7 +146,7 @@ export class WasmRfft {
     // First row first (see irfft3).
     for (let r0 = 0; r0 < count; r0 += ROW_BATCH) {
       const B = Math.min(ROW_BATCH, count - r0);
-      k.realInverseBatch(input.byteOffset + 16 * r0 * wh, out.byteOffset + 8 * r0 * w, w, B, this.a.byteOffset, this.b.byteOffset, rows[1].radices.byteOffset, rows[1].twOffsets.byteOffset, rows[1].count, rows[1].tw.byteOffset, this.utw.byteOffset);
+      k.realInverseBatch(input.byteOffset + 16 * r0 * wh, out.byteOffset + 8 * r0 * w, w, B, this.a.byteOffset, this.b.byteOffset, rows[1].radices.byteOffset, rows[1].twOffsets.byteOffset, rows[1].count, rows[1].tw.byteOffset, this.utw.byteOffset, this.consts.byteOffset);
     }
     return out;
   }
@@ -150,7 +155,7 @@ export class WasmRfft {
   private axis(data: Float64Array, n: number, inner: number, outer: number, st: Stages, sign: number): void {
     const { sA, sB } = this;
     const k = this.arena.fft;
-    const run = (x: number, y: number, c: number): number => k.fftBatch(x, y, n, c, st.radices.byteOffset, st.twOffsets.byteOffset, st.count, st.tw.byteOffset, sign);
+    const run = (x: number, y: number, c: number): number => k.fftBatch(x, y, n, c, st.radices.byteOffset, st.twOffsets.byteOffset, st.count, st.tw.byteOffset, sign, this.consts.byteOffset);
     const chunk = axisChunk(n, inner);
     if (chunk === inner) {
       const len = 2 * n * inner;
