@@ -130,6 +130,21 @@ describe('finalisation threads’ FFT', () => {
     try {
       const [h] = make(7);
       expect(await pool.maps('a', h, opts(dir('fft16')))).toBe('WebAssembly');
+      // Sums in a WebAssembly memory of their own (as the run makes them for a pool): transformed
+      // where they are (consumed in place, no copy), with the files of the calling thread.
+      const { wasmVolume } = (await import(path.join(REPO, 'dist/src/recon/wasmVolume.js'))) as typeof import('../src/recon/wasmVolume.js');
+      const { writeTag } = (await import(path.join(REPO, 'dist/src/engine/outputs.js'))) as typeof import('../src/engine/outputs.js');
+      const [g] = make(8);
+      const vol = wasmVolume(g.data.length, s)!;
+      expect(vol).not.toBeNull();
+      vol.set(g.data);
+      const mine = dir('volRef');
+      writeTag('c', { data: Float64Array.from(g.data), weight: Float64Array.from(g.weight) }, opts(mine));
+      const theirs = dir('vol');
+      await pool.weight('c', Float64Array.from(g.weight), opts(theirs));
+      expect(await pool.maps('c', { data: vol, weight: Float64Array.from(g.weight) }, opts(theirs))).toBe('WebAssembly');
+      expect(vol.some((v, i) => v !== g.data[i])).toBe(true);
+      expectSameFiles(mine, theirs);
       const s2 = 14;
       const n2 = (s2 / 2 + 1) * s2 * s2;
       const odd = { data: new Float64Array(2 * n2).fill(0.5), weight: new Float64Array(n2).fill(1) };

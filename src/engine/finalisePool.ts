@@ -16,11 +16,13 @@ import { TomoError } from '../errors.js';
 import type { FscComparison, MapSpectrum } from '../analysis/fsc.js';
 import type { MrcHeader } from '../formats/mrc.js';
 import type { FinaliseOptions } from './outputs.js';
+import { memoryOf } from '../recon/wasmVolume.js';
 import type { SymmetryWork } from './symmetry.js';
 
 export type PoolJob =
   | { type: 'weight'; tag: string; weight: Float64Array; options: FinaliseOptions }
-  | { type: 'maps'; tag: string; data: Float64Array; weight: Float64Array; options: FinaliseOptions }
+  /** `memory`: the WebAssembly memory `data` lives in (wasmVolume.ts), transformed there in place. */
+  | { type: 'maps'; tag: string; data: Float64Array; weight: Float64Array; options: FinaliseOptions; memory?: WebAssembly.Memory }
   /** The map's spectrum; with `other` (the other half map's), their FSC instead (`otherFirst`: other is map A). */
   | { type: 'spectrum'; file: string; other?: MapSpectrum; otherFirst?: boolean }
   | { type: 'symmetrise'; work: SymmetryWork };
@@ -121,7 +123,8 @@ export class FinalisationPool {
    * to the FFT the thread used ('WebAssembly' in its arena, finaliseArena.ts, or 'JavaScript').
    */
   async maps(tag: string, acc: { data: Float64Array; weight: Float64Array }, options: FinaliseOptions): Promise<'WebAssembly' | 'JavaScript'> {
-    const r = (await this.run({ type: 'maps', tag, data: acc.data, weight: acc.weight, options }, transferables(acc.data, acc.weight))) as { fft?: 'WebAssembly' } | undefined;
+    const memory = memoryOf(acc.data) ?? undefined;
+    const r = (await this.run({ type: 'maps', tag, data: acc.data, weight: acc.weight, options, memory }, transferables(acc.data, acc.weight))) as { fft?: 'WebAssembly' } | undefined;
     return r?.fft ?? 'JavaScript';
   }
 

@@ -10,6 +10,9 @@ import { encodeMrc, writeMrcDeferred } from '../formats/mrc.js';
 import { rfft3, useFft3 } from '../recon/fft.js';
 import { collectGarbage } from './collectGarbage.js';
 import { finaliseVolume } from './finaliseArena.js';
+import { WasmArena } from '../recon/wasmArena.js';
+import { WasmRfft } from '../recon/wasmFft.js';
+import { tailOf } from '../recon/wasmVolume.js';
 import type { PoolJob, PoolReply } from './finalisePool.js';
 import { fileBufferFor, writeMaps, writeTag, writeWeightFile } from './outputs.js';
 import { runSymmetryWork } from './symmetry.js';
@@ -51,7 +54,17 @@ function spectrumWork(n: number): Float64Array | null {
  * (finaliseArena.ts: its transforms then run in WebAssembly); the transferred sums are freed
  * at once, so that the copy does not add to the memory the run plans.
  */
-function inArena(job: { data: Float64Array; options: { s: number } }): Float64Array | null {
+function inArena(job: { data: Float64Array; options: { s: number }; memory?: WebAssembly.Memory }): Float64Array | null {
+  // Sums in a WebAssembly memory of their own (wasmVolume.ts): transformed where they are.
+  if (job.memory) {
+    const arena = WasmArena.wrap(job.memory, tailOf(job.data));
+    const fft = arena && WasmRfft.create(arena, job.options.s, job.options.s, job.options.s);
+    if (fft) {
+      useFft3(fft);
+      // The same memory through the arena's own buffer object (the engine knows its arrays by it).
+      return new Float64Array(arena.buffer, job.data.byteOffset, job.data.length);
+    }
+  }
   const v = finaliseVolume(job.options.s);
   if (!v || v.data.length !== job.data.length) return null;
   v.data.set(job.data);
@@ -80,7 +93,17 @@ port.on('message', async (job: PoolJob) => {
         else {
           const data = inArena(job);
           wasm = data !== null;
-          writeMaps(job.tag, { data: data ?? job.data, weight: job.weight }, job.options, write);
+          try {
+            writeMaps(job.tag, { data: data ?? job.data, weight: job.weight }, job.options, write);
+          } finally {
+            // Sums in a memory of their own: consumed; nothing here may keep that memory alive
+            // (the engine would until the next job, a whole volume per thread).
+            if (job.memory) {
+              useFft3(null);
+              job.data = new Float64Array(0);
+              job.memory = undefined;
+            }
+          }
         }
       } finally {
         const failed = (await Promise.allSettled(pending)).find((r) => r.status === 'rejected');

@@ -18,6 +18,7 @@ import { noiseWeightStack } from '../physics/noise.js';
 import { Tomogram } from '../model/tomogramSet.js';
 import { PhaseTimes } from './phases.js';
 import { finaliseArenaBytes } from './finaliseArena.js';
+import { wasmVolume } from '../recon/wasmVolume.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -232,8 +233,18 @@ export async function accumulate(
   return { halves: state.halves, tomogramsProcessed: todo.length };
 }
 
-export function zeroHalves(s: number): [Accumulator, Accumulator] {
-  return [createAccumulator(s), createAccumulator(s)];
+/**
+ * Zero sums of both half sets. `wasmData`: their data arrays in WebAssembly memories of their
+ * own (wasmVolume), so that finalisation threads transform them in place with the WebAssembly
+ * FFT; ordinary arrays where that cannot be made.
+ */
+export function zeroHalves(s: number, wasmData = false): [Accumulator, Accumulator] {
+  const half = (): Accumulator => {
+    const acc = createAccumulator(s);
+    const data = wasmData ? wasmVolume(acc.data.length, s) : null;
+    return data ? { data, weight: acc.weight } : acc;
+  };
+  return [half(), half()];
 }
 
 /** A thread's sums for one tomogram; a half it never touched is null. */

@@ -41,7 +41,8 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   prepareOutputDir(o.o);
   const ckptFile = checkpointPath(o.o);
   const fingerprint = runFingerprint(o, plan);
-  let halves = zeroHalves(plan.kernel.s);
+  // With a finalisation pool, the data sums live where its threads' WebAssembly FFT works in place.
+  let halves = zeroHalves(plan.kernel.s, mem.finaliseThreads > 0);
   const done = new Set<number>();
   if (o.onlyDoUnfinished) {
     const c = readCheckpoint(ckptFile, plan.kernel.s);
