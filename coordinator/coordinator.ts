@@ -46,6 +46,7 @@ import {
 } from '../src/distributed/messages.js';
 import { LayoutRuns, SetLayout, binaryTree, coordinatorChildren, insertionRuns, treeDepth, warmUpRoundKernels } from '../src/distributed/tree.js';
 import { connectNats } from './net/nats.js';
+import { wasmVolume } from '../src/recon/wasmVolume.js';
 import { AbortedError, DataPlane, RoundReceiver, receiveSubtree, touchPages } from './net/dataPlane.js';
 import { MetricsServer, serveMetrics } from './net/metricsServer.js';
 // Loaded only with --metrics-port: prom-client adds ~25 ms to every process start.
@@ -171,6 +172,8 @@ export class Coordinator {
   private beforeWork: (() => void)[] | null = null;
   private hbTimeoutMs: number;
   private segmentDoubles: number;
+  /** The finalisation has a pool: data sums are made in WebAssembly memories (dataSums). */
+  private wasmSums = false;
 
   constructor(
     private readonly o: ReconstructOptions,
@@ -213,6 +216,7 @@ export class Coordinator {
     for (let h = 0; h < this.halves; h++) this.lengths.push(2 * sh * s * s, sh * s * s);
     const symmetric = !/^[cC]1$/.test(o.sym) || o.nrHelicalAsu > 1;
     const mem = planCoordinatorMemory(s, plan.hasHalfSets, symmetric, o.mem, o.j, this.segmentDoubles, WINDOW);
+    this.wasmSums = mem.finaliseThreads > 0;
     prepareOutputDir(o.o);
     this.chunkSize = this.c.chunkSize || defaultChunkSize(plan.totalParticles);
     this.chunks = planChunks(plan.work, this.chunkSize);
@@ -232,8 +236,8 @@ export class Coordinator {
     } else {
       if (ckpt) this.log.warn('the checkpoint in the output directory was made with other options or inputs; starting again', { checkpoint: ckptFile });
       this.committed = [
-        { data: new Float64Array(2 * sh * s * s), weight: new Float64Array(sh * s * s) },
-        { data: new Float64Array(2 * sh * s * s), weight: new Float64Array(sh * s * s) },
+        { data: this.dataSums(2 * sh * s * s), weight: new Float64Array(sh * s * s) },
+        { data: this.dataSums(2 * sh * s * s), weight: new Float64Array(sh * s * s) },
       ];
       this.committedZero = true;
     }
@@ -1046,8 +1050,17 @@ export class Coordinator {
    */
   private prepareRoundSums(): void {
     if (this.roundArrays || this.ledger.allCommitted()) return;
-    this.roundArrays = this.lengths.map((n) => new Float64Array(n));
+    // Data sums (even indices) as the committed ones: they become the committed sums.
+    this.roundArrays = this.lengths.map((n, i) => (i % 2 === 0 ? this.dataSums(n) : new Float64Array(n)));
     touchPages(this.roundArrays, { zero: true, stop: () => this.round !== null }).catch(() => {});
+  }
+
+  /**
+   * Zero data sums of n doubles: in a WebAssembly memory of their own when a finalisation pool
+   * will transform them (wasmVolume.ts: in place, no copy), else an ordinary array.
+   */
+  private dataSums(n: number): Float64Array {
+    return (this.wasmSums ? wasmVolume(n, this.plan.kernel.s) : null) ?? new Float64Array(n);
   }
 
   private committedArrays(): Float64Array[] {
