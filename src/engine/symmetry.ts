@@ -10,6 +10,7 @@ import { SymmetryOp } from '../geometry/symmetry.js';
 import { Accumulator } from '../recon/backproject.js';
 import { symmetriseDataAndWeight, symmetriseSlab } from '../recon/symmetrise.js';
 import type { FinalisationPool } from './finalisePool.js';
+import { wasmVolume } from '../recon/wasmVolume.js';
 
 /** One thread's share of a symmetrisation: z-slabs [z0, z1) of half `half`, shared inputs and outputs. */
 export interface SymmetryWork {
@@ -51,8 +52,10 @@ export async function symmetriseHalves(
     return b;
   };
   const inputs = halves.map((h) => ({ data: share(h.data), weight: share(h.weight) }));
+  // The data in WebAssembly memories of their own (shared too), which the finalisation threads
+  // then transform in place (wasmVolume.ts).
   const outputs = halves.map((h) => ({
-    data: new Float64Array(new SharedArrayBuffer(h.data.byteLength)),
+    data: wasmVolume(h.data.length, s) ?? new Float64Array(new SharedArrayBuffer(h.data.byteLength)),
     weight: new Float64Array(new SharedArrayBuffer(h.weight.byteLength)),
   }));
   // Thin slabs dealt round-robin, so that every thread gets a similar share of both halves.
