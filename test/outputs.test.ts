@@ -129,7 +129,8 @@ describe('finalisation threads’ FFT', () => {
     const pool = new FinalisationPool(1);
     try {
       const [h] = make(7);
-      expect(await pool.maps('a', h, opts(dir('fft16')))).toBe('WebAssembly');
+      const fft16 = dir('fft16');
+      expect(await pool.maps('a', h, opts(fft16))).toBe('WebAssembly');
       // Sums in a WebAssembly memory of their own (as the run makes them for a pool): transformed
       // where they are (consumed in place, no copy), with the files of the calling thread.
       const { wasmVolume } = (await import(path.join(REPO, 'dist/src/recon/wasmVolume.js'))) as typeof import('../src/recon/wasmVolume.js');
@@ -145,6 +146,17 @@ describe('finalisation threads’ FFT', () => {
       expect(await pool.maps('c', { data: vol, weight: Float64Array.from(g.weight) }, opts(theirs))).toBe('WebAssembly');
       expect(vol.some((v, i) => v !== g.data[i])).toBe(true);
       expectSameFiles(mine, theirs);
+      // The half maps' spectra and their FSC on the thread (its FFT in its WebAssembly arena): the
+      // numbers of the FSC computed here, in JavaScript, exactly.
+      const { compareSpectra, readMapSpectrum } = (await import(path.join(REPO, 'dist/src/analysis/fsc.js'))) as typeof import('../src/analysis/fsc.js');
+      const fa = path.join(theirs, 'c.mrc');
+      const fb = path.join(fft16, 'a.mrc');
+      const first = await pool.spectrum(fa);
+      const onThread = await pool.fsc(fb, first, true);
+      const here = compareSpectra(readMapSpectrum(fa), readMapSpectrum(fb));
+      expect(Array.from(onThread.curve)).toEqual(Array.from(here.curve));
+      expect(onThread.fsc0143).toBe(here.fsc0143);
+      expect(here.curve.some((v) => Math.abs(v) < 0.9)).toBe(true); // two different maps
       const s2 = 14;
       const n2 = (s2 / 2 + 1) * s2 * s2;
       const odd = { data: new Float64Array(2 * n2).fill(0.5), weight: new Float64Array(n2).fill(1) };
