@@ -4,8 +4,9 @@
  * in WebAssembly (each 128³ transform 12 ms against 25 ms warm in JavaScript, 46 ms cold). For
  * sums that are not in a WebAssembly memory of their own already (wasmVolume.ts: the local run's
  * and the coordinator's half sets, symmetrised halves and merged sums are; sums read from a
- * checkpoint, or symmetrised in the calling thread, are not). A maps job copies such sums in (the transferred ones are then
- * freed), so a thread holds one more set of data sums than without: only for boxes the
+ * checkpoint, or symmetrised in the calling thread, are not). A maps job copies such sums in
+ * (the transferred ones are then freed), so a thread holds one more set of data sums than
+ * without: only for boxes the
  * WebAssembly FFT does (even, no prime factor above 5) whose data sums take at most
  * FINALISE_WASM_MAX_DATA_BYTES (box 128: 17 MiB, 192: 57 MiB); larger boxes keep the JavaScript
  * FFT for those sums and their memory as it was. finalisationThreadBytes (local.ts) counts the
