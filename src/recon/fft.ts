@@ -714,20 +714,43 @@ let blockB = new Float64Array(0);
 function axisPass(data: Float64Array, n: number, inner: number, outer: number, sign: number): void {
   if (n === 1) return;
   const plan = complexPlan(n);
-  const chunk = Math.max(1, Math.min(inner, Math.floor(BLOCK_COMPLEX / n)));
-  const need = 2 * n * chunk;
+  const need = 2 * n * axisChunk(n, inner);
   if (blockA.length < need) {
     blockA = new Float64Array(need);
     blockB = new Float64Array(need);
   }
-  const a = blockA, b = blockB;
+  axisPassWith(data, n, inner, outer, blockA, blockB, (x, y, lines) => plan.runBatch(x, y, lines, sign));
+}
+
+/** Lines axisPass transforms together along an axis of length n with `inner` lines per slab. @internal */
+export function axisChunk(n: number, inner: number): number {
+  return Math.max(1, Math.min(inner, Math.floor(BLOCK_COMPLEX / n)));
+}
+
+/**
+ * axisPass's traversal, for any batched transform: `run(x, y, lines)` transforms `lines` lines
+ * stored [n][lines] in x (y: scratch of the same size) and returns whichever holds the result;
+ * `a` and `b` hold 2·n·axisChunk(n, inner) doubles each. The WebAssembly FFT (wasmFft.ts) runs
+ * the same traversal over its own kernel and scratch.
+ * @internal
+ */
+export function axisPassWith(
+  data: Float64Array,
+  n: number,
+  inner: number,
+  outer: number,
+  a: Float64Array,
+  b: Float64Array,
+  run: (x: Float64Array, y: Float64Array, lines: number) => Float64Array,
+): void {
+  const chunk = axisChunk(n, inner);
   if (chunk === inner) {
     // Each o's lines already lie in the [n][batch] layout of runBatch, contiguous: transform them
     // where they are (the same arithmetic, without the gather and scatter copies).
     const len = 2 * n * inner;
     for (let o = 0; o < outer; o++) {
       const block = data.subarray(o * len, (o + 1) * len);
-      const r = plan.runBatch(block, b, inner, sign);
+      const r = run(block, b, inner);
       if (r !== block) block.set(r.subarray(0, len));
     }
     return;
@@ -736,17 +759,13 @@ function axisPass(data: Float64Array, n: number, inner: number, outer: number, s
     for (let i0 = 0; i0 < inner; i0 += chunk) {
       const c = Math.min(chunk, inner - i0);
       const c2 = 2 * c;
+      // Row by row as memory copies (a row is 2·c contiguous doubles on both sides).
       for (let j = 0; j < n; j++) {
         const src = 2 * ((o * n + j) * inner + i0);
-        const dst = j * c2;
-        for (let k = 0; k < c2; k++) a[dst + k] = data[src + k];
+        a.set(data.subarray(src, src + c2), j * c2);
       }
-      const r = plan.runBatch(a, b, c, sign);
-      for (let j = 0; j < n; j++) {
-        const dst = 2 * ((o * n + j) * inner + i0);
-        const src = j * c2;
-        for (let k = 0; k < c2; k++) data[dst + k] = r[src + k];
-      }
+      const r = run(a, b, c);
+      for (let j = 0; j < n; j++) data.set(r.subarray(j * c2, (j + 1) * c2), 2 * ((o * n + j) * inner + i0));
     }
   }
 }

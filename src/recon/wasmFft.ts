@@ -6,7 +6,7 @@
  * spectrum) and by the finalisation threads (useFft3 in fft.ts); other sizes, or arrays outside
  * the arena, keep the JavaScript FFT.
  */
-import { BLOCK_COMPLEX, BUTTERFLY_CONSTANTS, ROW_BATCH, complexPlan, realForwardParts } from './fft.js';
+import { BUTTERFLY_CONSTANTS, ROW_BATCH, axisChunk, axisPassWith, complexPlan, realForwardParts } from './fft.js';
 import type { WasmArena } from './wasmArena.js';
 
 /** A complex plan's stages copied into the arena, for one sign. */
@@ -22,12 +22,7 @@ export function wasmFftLength(n: number): boolean {
   return Number.isInteger(n) && n >= 1 && complexPlan(n).wasmStages(-1) !== null;
 }
 
-/** Lines fft.ts's axisPass transforms together along an axis of length n with `inner` lines per slab. */
-function axisChunk(n: number, inner: number): number {
-  return Math.max(1, Math.min(inner, Math.floor(BLOCK_COMPLEX / n)));
-}
-
-/** Doubles of each of the two axis-pass scratch buffers for w × h × d. */
+/** Doubles of each of the two axis-pass scratch buffers for w × h × d (see axisPassWith). */
 function axisScratchDoubles(w: number, h: number, d: number): number {
   const wh = (w >> 1) + 1;
   let most = 0;
@@ -35,9 +30,7 @@ function axisScratchDoubles(w: number, h: number, d: number): number {
     [h, wh],
     [d, wh * h],
   ]) {
-    if (n === 1) continue;
-    const c = axisChunk(n, inner);
-    most = Math.max(most, 2 * n * (c === inner ? inner : c));
+    if (n > 1) most = Math.max(most, 2 * n * axisChunk(n, inner));
   }
   return most;
 }
@@ -151,31 +144,12 @@ export class WasmRfft {
     return out;
   }
 
-  /** axisPass of fft.ts: in place per slab when all lines fit one batch, else gathered in blocks. */
+  /** axisPass of fft.ts (its own traversal, axisPassWith) with the WebAssembly kernel. */
   private axis(data: Float64Array, n: number, inner: number, outer: number, st: Stages, sign: number): void {
-    const { sA, sB } = this;
     const k = this.arena.fft;
-    const run = (x: number, y: number, c: number): number => k.fftBatch(x, y, n, c, st.radices.byteOffset, st.twOffsets.byteOffset, st.count, st.tw.byteOffset, sign, this.consts.byteOffset);
-    const chunk = axisChunk(n, inner);
-    if (chunk === inner) {
-      const len = 2 * n * inner;
-      for (let o = 0; o < outer; o++) {
-        const block = data.subarray(o * len, (o + 1) * len);
-        if (run(block.byteOffset, sA.byteOffset, inner) !== block.byteOffset) block.set(sA.subarray(0, len));
-      }
-      return;
-    }
-    for (let o = 0; o < outer; o++) {
-      for (let i0 = 0; i0 < inner; i0 += chunk) {
-        const c = Math.min(chunk, inner - i0);
-        const c2 = 2 * c;
-        for (let j = 0; j < n; j++) {
-          const src = 2 * ((o * n + j) * inner + i0);
-          sA.set(data.subarray(src, src + c2), j * c2);
-        }
-        const r = run(sA.byteOffset, sB.byteOffset, c) === sA.byteOffset ? sA : sB;
-        for (let j = 0; j < n; j++) data.set(r.subarray(j * c2, (j + 1) * c2), 2 * ((o * n + j) * inner + i0));
-      }
-    }
+    const consts = this.consts.byteOffset;
+    axisPassWith(data, n, inner, outer, this.sA, this.sB, (x, y, lines) =>
+      k.fftBatch(x.byteOffset, y.byteOffset, n, lines, st.radices.byteOffset, st.twOffsets.byteOffset, st.count, st.tw.byteOffset, sign, consts) === x.byteOffset ? x : y,
+    );
   }
 }
