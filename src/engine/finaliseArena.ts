@@ -13,14 +13,11 @@
  * arena.
  */
 import { wasmArenaPossible, WasmArena } from '../recon/wasmArena.js';
-import { WasmRfft, wasmFftLength, wasmRfftBytes } from '../recon/wasmFft.js';
+import { WasmRfft, wasmRfftBytes } from '../recon/wasmFft.js';
+import { wasmVolumeBox } from '../recon/wasmVolume.js';
 
 export const FINALISE_WASM_MAX_DATA_BYTES = 64 * 2 ** 20;
 
-/** Boxes the WebAssembly FFT does: even, with no prime factor above 5 (as fft.ts plans them). */
-function supported(s: number): boolean {
-  return Number.isInteger(s) && s >= 4 && s % 2 === 0 && wasmFftLength(s / 2) && wasmFftLength(s);
-}
 
 function dataBytes(s: number): number {
   return 16 * ((s >> 1) + 1) * s * s;
@@ -28,7 +25,7 @@ function dataBytes(s: number): number {
 
 /** Bytes of a finalisation thread's arena for box s; 0 where the JavaScript FFT is used. */
 export function finaliseArenaBytes(s: number): number {
-  if (!supported(s) || dataBytes(s) > FINALISE_WASM_MAX_DATA_BYTES) return 0;
+  if (!wasmVolumeBox(s) || dataBytes(s) > FINALISE_WASM_MAX_DATA_BYTES) return 0;
   const bytes = dataBytes(s) + wasmRfftBytes(s, s, s) + 4096;
   return wasmArenaPossible(bytes) ? bytes : 0;
 }

@@ -240,9 +240,8 @@ export async function accumulate(
  */
 export function zeroHalves(s: number, wasmData = false): [Accumulator, Accumulator] {
   const half = (): Accumulator => {
-    const acc = createAccumulator(s);
-    const data = wasmData ? wasmVolume(acc.data.length, s) : null;
-    return data ? { data, weight: acc.weight } : acc;
+    const data = wasmData ? wasmVolume(2 * ((s >> 1) + 1) * s * s, s) : null;
+    return data ? { data, weight: new Float64Array(data.length / 2) } : createAccumulator(s);
   };
   return [half(), half()];
 }
