@@ -50,9 +50,11 @@ function spectrumWork(n: number): Float64Array | null {
 }
 
 /**
- * The job's data sums, copied into this thread's WebAssembly arena when there is one for the box
- * (finaliseArena.ts: its transforms then run in WebAssembly); the transferred sums are freed
- * at once, so that the copy does not add to the memory the run plans.
+ * The job's data sums where this thread's WebAssembly FFT can transform them, or null (the
+ * JavaScript FFT does): in place when they come in a WebAssembly memory of their own
+ * (wasmVolume.ts); else copied into this thread's arena when there is one for the box
+ * (finaliseArena.ts), the transferred sums freed at once, so that the copy does not add to the
+ * memory the run plans.
  */
 function inArena(job: { data: Float64Array; options: { s: number }; memory?: WebAssembly.Memory }): Float64Array | null {
   // Sums in a WebAssembly memory of their own (wasmVolume.ts): transformed where they are.
