@@ -45,7 +45,8 @@ export function backproject(
   const halfS = s >> 1;
   const fsh = <f64>sh;
   for (let z = 0; z < s; z++) {
-    const zz = <f64>(z < halfS ? z : z - s);
+    // z < s/2 as backprojectSlice has it (for odd s, z = (s − 1)/2 is frequency +(s − 1)/2).
+    const zz = <f64>(2 * z < s ? z : z - s);
     const sphere = maxFreq2 - zz * zz;
     if (sphere < 0) continue;
     const t = nz * zz;

@@ -20,9 +20,9 @@ describe('WebAssembly back-projection', () => {
     expect(compileBackproject()).toBe(BACKPROJECT_WASM_BASE64);
   }, 60_000);
 
-  it('gives backprojectSlice’s sums bit for bit, at any orientation (axis-aligned ones too) and radius', () => {
+  it('gives backprojectSlice’s sums bit for bit, at any orientation (axis-aligned ones too) and radius, even boxes and odd', () => {
     const r = rng(3);
-    for (const s of [16, 32, 48, 64]) {
+    for (const s of [16, 32, 48, 64, 15, 33]) {
       const sh = (s >> 1) + 1;
       const arena = WasmArena.create(3 * 8 * sh * s * s + 12 * sh * s + 4096)!;
       expect(arena).not.toBeNull();
