@@ -156,3 +156,5 @@ export function backproject(
 
 // The FFT kernels of the extraction (assembly/fft.ts) share this module and its memory.
 export { fftBatch, realForwardBatch, realInverseBatch } from './fft';
+// So does the CTF·dose premultiplication of the slices (assembly/ctf.ts).
+export { ctfDose, sines } from './ctf';

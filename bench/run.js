@@ -323,6 +323,25 @@ results.stages.doseTablesPerTiltMs = time(200, (i) => {
   doseXRanges(s, dose, 0.01, ranges);
 });
 results.stages.ctfPerParticleTiltMs = time(200, () => drawCtf(k, s, 2, ctf, null, ranges));
+{
+  // The CTF·dose premultiplication as the compute threads do it with their arena (recon/
+  // particleKernel.ts, ctfDoseInArena): the tilt's dose weights and row limits copied in, then
+  // CTF, dose and slice in WebAssembly. (The JavaScript path: drawCtf above, then a loop.)
+  const { WasmArena } = await dist('recon/wasmArena.js');
+  const arena = WasmArena.create(24 * sh * s + 4096);
+  if (arena) {
+    const P = arena.f32(2 * sh * s).fill(0.5);
+    const Wt = arena.f32(sh * s);
+    const doseW = arena.f32(sh * s);
+    const rangesW = arena.i32(s);
+    const inv = 1 / (s * 2);
+    results.stages.ctfDoseWasmPerParticleTiltMs = time(200, () => {
+      doseW.set(dose);
+      rangesW.set(ranges);
+      arena.ctfDose(P, Wt, doseW, rangesW, null, s, inv, k);
+    });
+  }
+}
 const acc = createAccumulator(s);
 const Wt = Float32Array.from({ length: sh * s }, () => rnd());
 results.stages.backprojectSliceMs = time(200, (i) => backprojectSlice(acc, s, slice, Wt, eulerToMatrix(17 * i, 40 + (i % 50), 33 * i), 64));
@@ -378,5 +397,5 @@ if (results.protocolReport) {
   for (const r of results.protocolReport) console.log(r.replace(/^/gm, '  '));
 }
 console.log('\nstages (one thread, box 128):');
-for (const [name, ms] of Object.entries(results.stages)) console.log(`  ${name.padEnd(22)} ${ms.toFixed(3)} ms`);
+for (const [name, ms] of Object.entries(results.stages)) console.log(`  ${name.padEnd(30)} ${ms.toFixed(3)} ms`);
 console.log(`\nresults: ${path.relative(ROOT, file)}`);

@@ -1,7 +1,8 @@
 /**
  * The WebAssembly kernels (assembly/backproject.ts and assembly/fft.ts → src/recon/backprojectWasm.ts)
  * against their JavaScript references: the back-projection against backprojectSlice, the
- * extraction's FFT against rfft2; the same sums and spectra bit for bit.
+ * extraction's FFT against rfft2, the CTF·dose premultiplication against drawCtf and
+ * processParticleFrame's loop; the same sums, spectra and slices bit for bit.
  */
 import { describe, expect, it } from 'vitest';
 import { Accumulator, backprojectSlice, createAccumulator } from '../src/recon/backproject.js';
@@ -12,6 +13,11 @@ import { rng } from './helpers/random.js';
 import { irfft3, rfft2, rfft3 } from '../src/recon/fft.js';
 import { WasmRfft, wasmRfftBytes } from '../src/recon/wasmFft.js';
 import { ExtractionWorkspace, extractFrameSpectrum, extractionArenaBytes } from '../src/recon/extract.js';
+import { CtfParams, ctfConstants, drawCtf } from '../src/physics/ctf.js';
+import { SINE_LIMIT, sine } from '../src/physics/sine.js';
+import { doseExponents, doseXRanges, drawDoseWeightsFrom } from '../src/physics/dose.js';
+import { aberrationTables } from '../src/physics/aberrations.js';
+import { KernelOptions, KernelWorkspace, TomogramGeometry, buildTomogramTables, packParticle, particleRecordLength, processParticle } from '../src/recon/particleKernel.js';
 // @ts-expect-error: a plain ESM script without types
 import { compileBackproject } from '../scripts/build-wasm.mjs';
 
@@ -111,6 +117,141 @@ describe('WebAssembly FFT of the extraction', () => {
         extractFrameSpectrum(plain, stack, 0, W, H, cx, cy, bin, true, b);
         expect(bytes(a).equals(bytes(b))).toBe(true);
       }
+    }
+  });
+});
+
+/** Random CTF parameters over what tilt series have (and beyond: defocus to 8 µm, phase plates). */
+function randomCtf(r: () => number, bfactor = 0): CtfParams {
+  const defocusU = 3000 + 77000 * r();
+  return {
+    defocusU,
+    defocusV: defocusU - 3000 + 6000 * r(),
+    defocusAngle: 360 * r() - 180,
+    voltage: [200, 300][Math.floor(2 * r())],
+    cs: 0.01 + 4 * r(),
+    q0: 0.2 * r(),
+    bfactor,
+    scale: 0.2 + r(),
+    phaseShift: r() < 0.5 ? 0 : 180 * r(),
+  };
+}
+
+describe('WebAssembly CTF·dose premultiplication', () => {
+  it('computes sine() bit for bit (its sin, in float64)', () => {
+    const r = rng(30);
+    const n = 200_000;
+    const arena = WasmArena.create(16 * n + 4096)!;
+    const x = arena.f64(n);
+    const out = arena.f64(n);
+    for (let i = 0; i < n; i++) x[i] = (2 * r() - 1) * [SINE_LIMIT, 1e4, 300, 3, 1e-6][i % 5];
+    x.set([0, -0, Math.PI, -Math.PI / 2, 1e-300, 5e-324, SINE_LIMIT, -SINE_LIMIT]);
+    arena.sines(x, out);
+    const ref = Float64Array.from(x, sine);
+    expect(bytes(out).equals(bytes(ref))).toBe(true);
+  });
+
+  it('gives drawCtf’s CTF times the dose weights, on slice and weight, bit for bit, for any row limits, with even aberrations or not', () => {
+    const r = rng(21);
+    for (const [s, px] of [[16, 1.1], [33, 2], [64, 1.35], [96, 0.8], [128, 2]]) {
+      const sh = (s >> 1) + 1;
+      const arena = WasmArena.create(32 * sh * s + 4096)!;
+      const P = arena.f32(2 * sh * s);
+      const Wt = arena.f32(sh * s);
+      const dose = arena.f32(sh * s);
+      const ranges = arena.i32(s);
+      const gamma0 = arena.f64(sh * s);
+      const refP = new Float32Array(2 * sh * s);
+      const refWt = new Float32Array(sh * s);
+      const ctf = new Float32Array(sh * s);
+      for (let trial = 0; trial < 12; trial++) {
+        const k = ctfConstants(randomCtf(r));
+        drawDoseWeightsFrom(doseExponents(s, px, 4 * r()), 100 * r(), dose);
+        if (trial % 3 === 0) doseXRanges(s, dose, 0.01, ranges);
+        // Limits past the row, zero, negative, odd and even.
+        else for (let y = 0; y < s; y++) ranges[y] = Math.floor((sh + 4) * r()) - 2;
+        for (let i = 0; i < P.length; i++) P[i] = refP[i] = r() - 0.5;
+        Wt.fill(7);
+        refWt.fill(7);
+        const even = trial % 2 === 1 ? gamma0 : null;
+        for (let i = 0; i < gamma0.length; i++) gamma0[i] = 6 * (r() - 0.5);
+        expect(arena.ctfDose(P, Wt, dose, ranges, even, s, 1 / (s * px), k)).toBe(true);
+        // processParticleFrame's JavaScript: drawCtf, then cw = f32(f32(−ctf)·dose), P *= cw, Wt = cw².
+        drawCtf(k, s, px, ctf, even, ranges);
+        for (let y = 0; y < s; y++) {
+          for (let x = 0; x < sh; x++) {
+            const i = y * sh + x;
+            const cw = x < ranges[y] ? Math.fround(Math.fround(-ctf[i]) * dose[i]) : 0;
+            refP[2 * i] = x < ranges[y] ? refP[2 * i] * cw : 0;
+            refP[2 * i + 1] = x < ranges[y] ? refP[2 * i + 1] * cw : 0;
+            refWt[i] = cw * cw;
+          }
+        }
+        expect(bytes(P).equals(bytes(refP))).toBe(true);
+        expect(bytes(Wt).equals(bytes(refWt))).toBe(true);
+      }
+    }
+  });
+
+  it('gives the particle kernel the JavaScript one’s sums bit for bit, with even aberrations too, and leaves B-factors to it', () => {
+    const r = rng(4);
+    const W = 120;
+    const F = 5;
+    const projections = [-50, -25, 0, 25, 50].map((tilt) => {
+      const c = Math.cos((tilt * Math.PI) / 180);
+      const si = Math.sin((tilt * Math.PI) / 180);
+      return Float64Array.of(c, 0, si, W / 2 - (c * W) / 2 - si * 20, 0, 1, 0, 0, -si, 0, c, 0, 0, 0, 0, 1);
+    });
+    const stack = Float32Array.from({ length: W * W * F }, () => r() - 0.5);
+    for (const [s, bfactor, even] of [[32, 0, false], [33, 0, false], [48, 0, false], [32, 25, false], [32, 0, true]] as const) {
+      const opts: KernelOptions = {
+        s,
+        s0: s,
+        bin: 1,
+        doCtf: true,
+        circleCrop: true,
+        cutoffFraction: 0.01,
+        outputPixelSize: 1.7,
+        whiten: false,
+        aberrations: even ? [aberrationTables([0.3, -0.2, 0.1, 0.05, -0.4, 0.2], null, s, 1.7)] : [],
+      };
+      const geometry: TomogramGeometry = {
+        name: 'ts',
+        imageW: W,
+        imageH: W,
+        frameCount: F,
+        pixelSize: 1.7,
+        hand: 1,
+        defocusSlope: 1,
+        bPerDose: 4,
+        centre: [W / 2, W / 2, 20],
+        projections,
+        ctf: projections.map(() => randomCtf(r, bfactor)),
+        dose: [0, 3, 6, 9, 12],
+        deformation: null,
+      };
+      const tables = buildTomogramTables(opts, geometry, stack, null);
+      const sh = (s >> 1) + 1;
+      const arena = WasmArena.create(2 * 3 * 8 * sh * s * s + KernelWorkspace.arenaBytes(s, s, even ? 1 : 0) + 4096)!;
+      const inArena = new KernelWorkspace(opts, arena);
+      const plain = new KernelWorkspace(opts);
+      const halvesW = [arena.accumulator(s), arena.accumulator(s)];
+      const halvesJ = [createAccumulator(s), createAccumulator(s)];
+      const len = particleRecordLength(F);
+      const records = new Float64Array(6 * len);
+      for (let p = 0; p < 6; p++) {
+        packParticle(records, p * len, p % 2, 0, [W / 2 + 30 * (r() - 0.5), W / 2 + 30 * (r() - 0.5), 20 + 20 * (r() - 0.5)], eulerToMatrix(360 * r(), 180 * r(), 360 * r()), null, F);
+      }
+      for (let p = 0; p < 6; p++) {
+        expect(processParticle(inArena, tables, records, p * len, halvesW)).toBe(processParticle(plain, tables, records, p * len, halvesJ));
+      }
+      for (const h of [0, 1]) {
+        expect(bytes(halvesW[h].data).equals(bytes(halvesJ[h].data))).toBe(true);
+        expect(bytes(halvesW[h].weight).equals(bytes(halvesJ[h].weight))).toBe(true);
+      }
+      expect(halvesJ[0].weight.some((v) => v !== 0)).toBe(true);
+      // The WebAssembly path took the tilts' dose weights only when it could draw the CTF.
+      expect(inArena.doseRow!.some((v) => v !== 0)).toBe(bfactor === 0);
     }
   });
 });

@@ -33,7 +33,7 @@ import { connectNats } from '../coordinator/net/nats.js';
 import { AbortedError, DataPlane, sendSubtree } from '../coordinator/net/dataPlane.js';
 import { Wakeup } from '../src/distributed/wakeup.js';
 import { Accumulator, accumulatorBytes } from '../src/recon/backproject.js';
-import { KernelWorkspace } from '../src/recon/particleKernel.js';
+import { KernelWorkspace, evenAberrationTables } from '../src/recon/particleKernel.js';
 import { WasmArena } from '../src/recon/wasmArena.js';
 import { MetricsServer, serveMetrics } from '../coordinator/net/metricsServer.js';
 // Loaded only with --metrics-port: prom-client adds ~25 ms to every process start.
@@ -327,6 +327,7 @@ export class WorkerProcess {
           maxChunkRecordDoubles: info.maxChunkRecordDoubles,
           segmentDoubles: info.segmentDoubles,
           window: info.window,
+          evenTables: evenAberrationTables(k),
         },
         this.o.memGB,
         this.o.threads,
@@ -340,7 +341,7 @@ export class WorkerProcess {
     for (let i = 0; i < plan.lanes; i++) {
       // Accumulators and scratch in the lane's WebAssembly arena (its slice buffers follow them
       // there, lane.ts), so that it inserts with the WebAssembly kernel; else shared buffers.
-      const arena = WasmArena.create(2 * info.halves * accumulatorBytes(k.s) + KernelWorkspace.arenaBytes(k.s, k.s0));
+      const arena = WasmArena.create(2 * info.halves * accumulatorBytes(k.s) + KernelWorkspace.arenaBytes(k.s, k.s0, evenAberrationTables(k)));
       const pair = (): Accumulator =>
         arena?.accumulator(k.s) ?? { data: new Float64Array(new SharedArrayBuffer(16 * sh * k.s * k.s)), weight: new Float64Array(new SharedArrayBuffer(8 * sh * k.s * k.s)) };
       const arrays: Float64Array[] = [];

@@ -29,6 +29,8 @@ export interface WorkerShape {
   maxChunkRecordDoubles: number;
   segmentDoubles: number;
   window: number;
+  /** Optics groups with even aberrations (evenAberrationTables); none if absent. */
+  evenTables?: number;
 }
 
 export interface WorkerMemoryPlan {
@@ -49,7 +51,7 @@ export function planWorkerMemory(shape: WorkerShape, memGB: number, threads: num
   // Two volume sets per compute thread: the accumulators and the scratch set a held chunk is
   // back-projected into and kept in until the coordinator counts (folds in) or drops it.
   const perLaneBytes =
-    2 * shape.halves * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0) + tables + shape.maxChunkRecordDoubles * 8 + frameBytes;
+    2 * shape.halves * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0, shape.evenTables ?? 0) + tables + shape.maxChunkRecordDoubles * 8 + frameBytes;
   const red = reductionBytes(shape.segmentDoubles, shape.window);
   let lanes = threads;
   let cache = shape.maxFrames;

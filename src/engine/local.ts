@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { TomoError } from '../errors.js';
 import { Accumulator, accumulatorBytes, createAccumulator } from '../recon/backproject.js';
 import { foldSphere, insertionRuns } from '../recon/insertion.js';
-import { KernelWorkspace, buildTomogramTables, particleRecordLength, processParticle } from '../recon/particleKernel.js';
+import { KernelWorkspace, buildTomogramTables, evenAberrationTables, particleRecordLength, processParticle } from '../recon/particleKernel.js';
 import { ReconstructOptions } from './options.js';
 import { RunPlan, TomogramWork } from './plan.js';
 import type { TomogramMessage, WorkerReply } from './worker.js';
@@ -97,7 +97,7 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
     maxTables = Math.max(maxTables, w.tomogram.frameCount * (sh * s * 4 + s * 4));
     maxRecords = Math.max(maxRecords, w.records.byteLength);
   }
-  const perThreadBytes = 2 * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0) + maxTables + RUNTIME_PER_THREAD_BYTES;
+  const perThreadBytes = 2 * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0, evenAberrationTables(plan.kernel)) + maxTables + RUNTIME_PER_THREAD_BYTES;
   const budget = o.mem > 0 ? o.mem * GiB : 0;
   let sharedBytes = maxStack + maxRecords + RUNTIME_BYTES;
   let threads = o.threads ?? Math.min(o.jOut * o.jIn, os.availableParallelism());

@@ -36,7 +36,7 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   log(
     `${plan.totalParticles} particles in ${plan.work.length} tomograms, box ${plan.kernel.s} (extraction ${plan.kernel.s0}), ` +
       `${mem.threads || 1} thread(s), estimated peak memory ${(mem.totalBytes / 1024 ** 2).toFixed(0)} MiB, ` +
-      `insertion in ${mem.threads > 0 && wasmArenaPossible(threadArenaBytes(plan.kernel.s, plan.kernel.s0)) ? 'WebAssembly' : 'JavaScript'}`,
+      `insertion in ${mem.threads > 0 && wasmArenaPossible(threadArenaBytes(plan.kernel)) ? 'WebAssembly' : 'JavaScript'}`,
   );
   prepareOutputDir(o.o);
   const ckptFile = checkpointPath(o.o);

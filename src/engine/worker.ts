@@ -61,7 +61,7 @@ const kernel = workerData.kernel as KernelOptions;
 // The thread's accumulators (both halves, created when first needed) and slice buffers live in
 // one WebAssembly arena, so that slices are inserted by the WebAssembly kernel (wasmArena.ts).
 // Its pages are only reserved until written: memory use is as with separate buffers.
-const arena = WasmArena.create(threadArenaBytes(kernel.s, kernel.s0));
+const arena = WasmArena.create(threadArenaBytes(kernel));
 // Compiled while the main thread loads the first tilt series (see warmUp.ts).
 warmUpParticleKernel(8, arena);
 const ws = new KernelWorkspace(kernel, arena);

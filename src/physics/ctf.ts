@@ -4,6 +4,7 @@
  */
 import { DEG2RAD } from '../geometry/matrix.js';
 import { TomoError } from '../errors.js';
+import { sine } from './sine.js';
 
 const PI = 3.14159265358979323846;
 
@@ -66,7 +67,8 @@ export function ctfConstants(p: CtfParams, where = 'CTF', out?: CtfConstants): C
 export function ctfValue(k: CtfConstants, X: number, Y: number, gamma0 = 0): number {
   const u2 = X * X + Y * Y;
   const gamma = k.k1 * (k.axx * X * X + 2 * k.axy * X * Y + k.ayy * Y * Y) + k.k2 * u2 * u2 - k.k5 - k.k3 + gamma0;
-  let ctf = -Math.sin(gamma);
+  // sine(), not Math.sin: the WebAssembly CTF·dose kernel (assembly/ctf.ts) repeats it exactly.
+  let ctf = -sine(gamma);
   if (k.k4 !== 0) ctf *= Math.exp(k.k4 * u2);
   ctf *= k.scale;
   if (Math.abs(ctf) < 1e-8) ctf = ctf >= 0 ? 1e-8 : -1e-8;

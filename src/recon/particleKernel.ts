@@ -6,6 +6,7 @@
 import { Mat3, Mat4, Vec3, applyPoint4 } from '../geometry/matrix.js';
 import { isVisible } from '../geometry/projection.js';
 import { ctfConstants, drawCtf, CtfConstants, CtfParams } from '../physics/ctf.js';
+import { SINE_LIMIT } from '../physics/sine.js';
 import { doseExponents, doseXRanges, drawDoseWeightsFrom } from '../physics/dose.js';
 import { AberrationTables, applyOddAberration } from '../physics/aberrations.js';
 import { Deformation, addDeformation, fourierFrequencies } from '../geometry/deformation.js';
@@ -142,6 +143,14 @@ export class KernelWorkspace {
   readonly slice: Float32Array; // interleaved complex sh×s
   readonly sliceWeight: Float32Array; // sh×s
   readonly ctf: Float32Array; // sh×s
+  /** With an arena: the current tilt's dose weights (sh×s) and row limits (s), for its CTF·dose kernel. */
+  readonly doseRow: Float32Array | null;
+  readonly rangeRow: Int32Array | null;
+  /**
+   * With an arena: a copy there of each optics group's even-aberration phase table (keyed by the
+   * table), with its largest |γ0| (for the kernel's range test).
+   */
+  readonly evenInArena = new Map<Float64Array, { table: Float64Array; maxAbs: number }>();
   readonly insertion = new Float64Array(9);
   /** Projected particle centre of the current frame (x, y). */
   readonly centre: [number, number] = [0, 0];
@@ -161,24 +170,69 @@ export class KernelWorkspace {
     this.slice = arena ? arena.f32(2 * sh * opts.s) : new Float32Array(2 * sh * opts.s);
     this.sliceWeight = arena ? arena.f32(sh * opts.s) : new Float32Array(sh * opts.s);
     this.ctf = new Float32Array(sh * opts.s);
+    this.doseRow = arena ? arena.f32(sh * opts.s) : null;
+    this.rangeRow = arena ? arena.i32(opts.s) : null;
+    if (arena) {
+      for (const { even } of opts.aberrations) {
+        if (!even || this.evenInArena.has(even)) continue;
+        const table = arena.f64(even.length);
+        table.set(even);
+        let maxAbs = 0;
+        for (let i = 0; i < even.length; i++) maxAbs = Math.max(maxAbs, Math.abs(even[i]));
+        this.evenInArena.set(even, { table, maxAbs });
+      }
+    }
   }
 
-  /** Bytes an arena needs for a workspace's slice buffers and extraction (with alignment). */
-  static arenaBytes(s: number, s0: number): number {
+  /**
+   * Bytes an arena needs for a workspace's slice buffers, dose row, extraction and `evenTables`
+   * even-aberration tables (evenAberrationTables; with alignment).
+   */
+  static arenaBytes(s: number, s0: number, evenTables = 0): number {
     const sh = (s >> 1) + 1;
-    return 12 * sh * s + 256 + extractionArenaBytes(s0);
+    return 16 * sh * s + 4 * s + 384 + extractionArenaBytes(s0) + evenTables * (8 * sh * s + 64);
   }
 
-  /** Bytes held by one workspace, for the memory estimate. */
-  static bytes(s: number, s0: number): number {
+  /** Bytes held by one workspace, for the memory estimate (`evenTables`: as arenaBytes). */
+  static bytes(s: number, s0: number, evenTables = 0): number {
     const sh = (s >> 1) + 1;
     const sh0 = (s0 >> 1) + 1;
-    return 8 * s0 * s0 * 2 + 1 * s0 * s0 + 16 * sh0 * s0 + 4 * sh * s * 4;
+    return 8 * s0 * s0 * 2 + 1 * s0 * s0 + 16 * sh0 * s0 + 4 * sh * s * 5 + 4 * s + evenTables * 8 * sh * s;
   }
+}
+
+/** Optics groups with even aberrations (each a table a workspace copies into its arena). */
+export function evenAberrationTables(opts: KernelOptions): number {
+  return new Set(opts.aberrations.map((a) => a.even).filter((e) => e !== null)).size;
 }
 
 /** Sign applied to all data (flip_value = true in RELION). */
 const SIGN = -1;
+
+/**
+ * The CTF·dose premultiplication of processParticleFrame with the arena's WebAssembly (the same
+ * values bit for bit, in about half the time: wasmArena.ctfDose), when the slice lives there and
+ * the CTF is one that kernel draws: no B-factor (RELION's tomography tables have none), and a
+ * phase γ within sine()'s exact range at every frequency of the box (always, for real optics: a
+ * few hundred radians at most). The tilt's dose weights and row limits are copied into the arena
+ * first (33 kB at box 128). False, nothing done, otherwise.
+ */
+function ctfDoseInArena(ws: KernelWorkspace, k: CtfConstants, s: number, pixelSize: number, dose: Float32Array, ranges: Int32Array, aberr: AberrationTables | undefined): boolean {
+  if (!ws.arena || !ws.doseRow || !ws.rangeRow || k.k4 !== 0) return false;
+  const even = aberr?.even ? ws.evenInArena.get(aberr.even) : null;
+  if (even === undefined) return false;
+  const inv = 1 / (s * pixelSize);
+  // |γ| ≤ |k1|·(|axx|X² + 2|axy||X||Y| + |ayy|Y²) + |k2|·u⁴ + |k5| + |k3| with |X| ≤ (sh − 1)·inv, |Y| ≤ (s/2)·inv.
+  const X = (s >> 1) * inv;
+  const Y = (s / 2) * inv;
+  const u2 = X * X + Y * Y;
+  let bound = Math.abs(k.k1) * (Math.abs(k.axx) * X * X + 2 * Math.abs(k.axy) * X * Y + Math.abs(k.ayy) * Y * Y) + Math.abs(k.k2) * u2 * u2 + Math.abs(k.k5) + Math.abs(k.k3);
+  if (even) bound += even.maxAbs;
+  if (!(bound <= SINE_LIMIT / 2)) return false;
+  ws.doseRow.set(dose);
+  ws.rangeRow.set(ranges);
+  return ws.arena.ctfDose(ws.slice, ws.sliceWeight, ws.doseRow, ws.rangeRow, even?.table ?? null, s, inv, k);
+}
 
 /**
  * Back-projects the particle stored at `rec[offset…]` into `halves[half]`, every frame.
@@ -256,22 +310,24 @@ export function processParticleFrame(
     cp.defocusU = base.defocusU + dz;
     cp.defocusV = base.defocusV + dz;
     const k = ctfConstants(cp, g.name, ws.ctfConstants);
-    drawCtf(k, s, t.binnedPixelSize, ws.ctf, aberr?.even, ranges);
-    const dw = t.frameDose[f];
-    for (let y = 0; y < s; y++) {
-      const R = ranges[y];
-      const row = y * sh;
-      for (let x = 0; x < sh; x++) {
-        const i = row + x;
-        if (x < R) {
-          const cw = Math.fround(Math.fround(SIGN * ws.ctf[i]) * dw[i]);
-          P[2 * i] *= cw;
-          P[2 * i + 1] *= cw;
-          Wt[i] = cw * cw;
-        } else {
-          P[2 * i] = 0;
-          P[2 * i + 1] = 0;
-          Wt[i] = 0;
+    if (!ctfDoseInArena(ws, k, s, t.binnedPixelSize, t.frameDose[f], ranges, aberr)) {
+      drawCtf(k, s, t.binnedPixelSize, ws.ctf, aberr?.even, ranges);
+      const dw = t.frameDose[f];
+      for (let y = 0; y < s; y++) {
+        const R = ranges[y];
+        const row = y * sh;
+        for (let x = 0; x < sh; x++) {
+          const i = row + x;
+          if (x < R) {
+            const cw = Math.fround(Math.fround(SIGN * ws.ctf[i]) * dw[i]);
+            P[2 * i] *= cw;
+            P[2 * i + 1] *= cw;
+            Wt[i] = cw * cw;
+          } else {
+            P[2 * i] = 0;
+            P[2 * i + 1] = 0;
+            Wt[i] = 0;
+          }
         }
       }
     }

@@ -13,6 +13,7 @@
 import { Accumulator, backprojectSlice } from './backproject.js';
 import { BACKPROJECT_WASM_BASE64 } from './backprojectWasm.js';
 import type { Mat3 } from '../geometry/matrix.js';
+import type { CtfConstants } from '../physics/ctf.js';
 
 type Backproject = (
   data: number,
@@ -31,6 +32,8 @@ type Backproject = (
   m8: number,
   maxFreq: number,
 ) => void;
+
+type CtfDose = (P: number, Wt: number, dose: number, ranges: number, gamma0: number, s: number, inv: number, k1: number, axx: number, axy: number, ayy: number, k2: number, k5: number, k3: number, scale: number) => void;
 
 /** The FFT kernels of assembly/fft.ts (see wasmFft.ts), byte offsets into the arena. */
 export interface FftKernels {
@@ -60,6 +63,8 @@ export class WasmArena {
     readonly memory: WebAssembly.Memory,
     readonly buffer: SharedArrayBuffer,
     private readonly backproject: Backproject,
+    private readonly ctfDoseKernel: CtfDose,
+    private readonly sinesKernel: (x: number, out: number, n: number) => void,
     /** @internal For wasmFft.ts. */
     readonly fft: FftKernels,
   ) {}
@@ -89,7 +94,7 @@ export class WasmArena {
       realForwardBatch: e.realForwardBatch as FftKernels['realForwardBatch'],
       realInverseBatch: e.realInverseBatch as FftKernels['realInverseBatch'],
     };
-    const arena = new WasmArena(memory, memory.buffer as unknown as SharedArrayBuffer, e.backproject as Backproject, fft);
+    const arena = new WasmArena(memory, memory.buffer as unknown as SharedArrayBuffer, e.backproject as Backproject, e.ctfDose as CtfDose, e.sines as (x: number, out: number, n: number) => void, fft);
     arena.next = from;
     return arena;
   }
@@ -130,6 +135,27 @@ export class WasmArena {
     if (acc.data.buffer !== b || acc.weight.buffer !== b || P.buffer !== b || Wt.buffer !== b) return false;
     this.backproject(acc.data.byteOffset, acc.weight.byteOffset, s, P.byteOffset, Wt.byteOffset, M[0], M[1], M[2], M[3], M[4], M[5], M[6], M[7], M[8], maxFreq);
     return true;
+  }
+
+  /**
+   * The CTF·dose premultiplication of a slice (assembly/ctf.ts): for each row y and
+   * x < ranges[y], cw = f32(−ctf · dose), P *= cw, Wt = cw²; zero beyond. `k`: the CTF's
+   * constants (without B-factor: k4 = 0; the caller checks), drawn at X = x·inv, Y = σ(y)·inv
+   * with the even aberrations' phase `gamma0` (sh×s) if any. All arrays must live here (false,
+   * nothing done, otherwise).
+   */
+  ctfDose(P: Float32Array, Wt: Float32Array, dose: Float32Array, ranges: Int32Array, gamma0: Float64Array | null, s: number, inv: number, k: CtfConstants): boolean {
+    const b = this.buffer;
+    if (P.buffer !== b || Wt.buffer !== b || dose.buffer !== b || ranges.buffer !== b || (gamma0 && gamma0.buffer !== b)) return false;
+    this.ctfDoseKernel(P.byteOffset, Wt.byteOffset, dose.byteOffset, ranges.byteOffset, gamma0 ? gamma0.byteOffset : 0, s, inv, k.k1, k.axx, k.axy, k.ayy, k.k2, k.k5, k.k3, k.scale);
+    return true;
+  }
+
+  /** out = sine(x) elementwise with the CTF kernel's WebAssembly sine (for tests); both here, even length. */
+  sines(x: Float64Array, out: Float64Array): void {
+    const b = this.buffer;
+    if (x.buffer !== b || out.buffer !== b || x.length !== out.length || x.length % 2 !== 0) throw new RangeError('sines: two arrays of one even length in the arena');
+    this.sinesKernel(x.byteOffset, out.byteOffset, x.length);
   }
 }
 
