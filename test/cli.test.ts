@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readMrc } from '../src/formats/mrc.js';
-import { CLI, CONFORMANCE, runCli } from './helpers/paths.js';
+import { CLI, CONFORMANCE, REPO, runCli } from './helpers/paths.js';
 
 const V1 = path.join(CONFORMANCE, 'V1');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-cli-'));
@@ -138,6 +138,28 @@ describe('reconstruct flags', () => {
     expect(many.stderr).toMatch(/2 thread\(s\), estimated peak memory \d+ MiB, insertion in WebAssembly/);
     // Only the summation order differs; float32 files round at ~6e-8 relative.
     expectSameMaps(a, b);
+  });
+
+  it('gives the same maps with the JavaScript kernels in the calling thread as with the WebAssembly ones in threads', async () => {
+    // threads: 0 runs everything in the calling thread, in JavaScript (the reference kernels);
+    // threads run the WebAssembly extraction FFT, CTF·dose and insertion.
+    for (const b of [32, 48]) {
+      const js = outDir();
+      const wasm = outDir();
+      // From dist/ (built by the global setup): the threads' entry module is JavaScript there.
+      const { DEFAULTS } = (await import(path.join(REPO, 'dist/src/engine/options.js'))) as typeof import('../src/engine/options.js');
+      const { reconstruct } = (await import(path.join(REPO, 'dist/src/engine/reconstruct.js'))) as typeof import('../src/engine/reconstruct.js');
+      const cwd = process.cwd();
+      process.chdir(V1);
+      try {
+        for (const [o, threads] of [[js, 0], [wasm, 2]] as const) {
+          await reconstruct({ ...DEFAULTS, i: 'optimisation_set.star', b, bin: 2, o, commandLine: [], threads, progress: 'none', log: () => {} });
+        }
+      } finally {
+        process.chdir(cwd);
+      }
+      expectSameMaps(js, wasm);
+    }
   });
 
   it('threads back-project the frames of a tilt series as they are read, and only those', () => {
