@@ -211,7 +211,7 @@ const SIGN = -1;
 
 /**
  * The CTF·dose premultiplication of processParticleFrame with the arena's WebAssembly (the same
- * values bit for bit, in about half the time: wasmArena.ctfDose), when the slice lives there and
+ * values bit for bit, in two thirds of the time: wasmArena.ctfDose), when the slice lives there and
  * the CTF is one that kernel draws: no B-factor (RELION's tomography tables have none), and a
  * phase γ within sine()'s exact range at every frequency of the box (always, for real optics: a
  * few hundred radians at most). The tilt's dose weights and row limits are copied into the arena

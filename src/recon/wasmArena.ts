@@ -8,7 +8,8 @@
  * insert() is backprojectSlice, bit for bit (test/wasm.test.ts), in less time (the bench's
  * stage, box 128, warm: 0.23–0.27 against 0.34–0.52 ms per slice). Arrays that do not live in
  * the arena (or a host without WebAssembly, or a box whose arena would pass 4 GiB) use the
- * JavaScript function. The same module has the extraction's FFT kernels (wasmFft.ts).
+ * JavaScript function. The same module has the extraction's FFT kernels (wasmFft.ts) and the
+ * CTF·dose premultiplication of the slices (ctfDose).
  */
 import { Accumulator, backprojectSlice } from './backproject.js';
 import { BACKPROJECT_WASM_BASE64 } from './backprojectWasm.js';
