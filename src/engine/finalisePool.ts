@@ -13,7 +13,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { TomoError } from '../errors.js';
-import type { FscComparison, MapSpectrum } from '../analysis/fsc.js';
+import type { MapSpectrum } from '../analysis/fsc.js';
 import type { MrcHeader } from '../formats/mrc.js';
 import type { FinaliseOptions } from './outputs.js';
 import { memoryOf } from '../recon/wasmVolume.js';
@@ -23,8 +23,8 @@ export type PoolJob =
   | { type: 'weight'; tag: string; weight: Float64Array; options: FinaliseOptions }
   /** `memory`: the WebAssembly memory `data` lives in (wasmVolume.ts), transformed there in place. */
   | { type: 'maps'; tag: string; data: Float64Array; weight: Float64Array; options: FinaliseOptions; memory?: WebAssembly.Memory }
-  /** The map's spectrum; with `other` (the other half map's), their FSC instead (`otherFirst`: other is map A). */
-  | { type: 'spectrum'; file: string; other?: MapSpectrum; otherFirst?: boolean }
+  /** The map's spectrum (the half-map FSC compares two, finish.ts). */
+  | { type: 'spectrum'; file: string }
   | { type: 'symmetrise'; work: SymmetryWork };
 
 /** The rfft3 of a written map (see readMapSpectrum in src/analysis/fsc.ts). */
@@ -34,7 +34,7 @@ export interface SpectrumResult {
 }
 
 /** What a job gives back: a spectrum or an FSC, or the weight a weight job was lent (an ordinary buffer). */
-export type PoolResult = SpectrumResult | { comparison: FscComparison } | { weight: Float64Array } | undefined | { fft: 'WebAssembly' };
+export type PoolResult = SpectrumResult | { weight: Float64Array } | undefined | { fft: 'WebAssembly' };
 
 export type PoolReply = { ok: true; result?: PoolResult } | { ok: false; message: string; tomo: boolean; stack?: string };
 
@@ -104,12 +104,6 @@ export class FinalisationPool {
 
   async spectrum(file: string): Promise<MapSpectrum> {
     return { file, ...((await this.run({ type: 'spectrum', file })) as SpectrumResult) };
-  }
-
-  /** The FSC of a map file and the other half map's spectrum (handed over), in the order A, B. */
-  async fsc(file: string, other: MapSpectrum, otherFirst: boolean): Promise<FscComparison> {
-    const r = await this.run({ type: 'spectrum', file, other, otherFirst }, transferables(other.spectrum));
-    return (r as { comparison: FscComparison }).comparison;
   }
 
   /** Writes weight_<tag>.mrc; gives the weight back (the same array if shared, else the one transferred back). */

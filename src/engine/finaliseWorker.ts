@@ -4,7 +4,7 @@
  * job arrives.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { compareSpectra, readMapSpectrum } from '../analysis/fsc.js';
+import { readMapSpectrum } from '../analysis/fsc.js';
 import { isTomoError } from '../errors.js';
 import { encodeMrc, writeMrcDeferred } from '../formats/mrc.js';
 import { rfft3, useFft3 } from '../recon/fft.js';
@@ -123,12 +123,8 @@ port.on('message', async (job: PoolJob) => {
       reply = { ok: true };
     } else {
       const mine = readMapSpectrum(job.file, fileBufferFor, spectrumWork);
-      if (job.other) {
-        reply = { ok: true, result: { comparison: job.otherFirst ? compareSpectra(job.other, mine) : compareSpectra(mine, job.other) } };
-      } else {
-        reply = { ok: true, result: { header: mine.header, spectrum: mine.spectrum } };
-        transfer = [mine.spectrum.buffer as ArrayBuffer];
-      }
+      reply = { ok: true, result: { header: mine.header, spectrum: mine.spectrum } };
+      transfer = [mine.spectrum.buffer as ArrayBuffer];
     }
   } catch (e) {
     reply = { ok: false, message: (e as Error).message, tomo: isTomoError(e), stack: (e as Error).stack };

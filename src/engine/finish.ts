@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TomoError } from '../errors.js';
 import { writeFileAtomic } from '../formats/atomicWrite.js';
-import type { FscComparison, MapSpectrum } from '../analysis/fsc.js';
+import { compareSpectra, type FscComparison, type MapSpectrum } from '../analysis/fsc.js';
 import { symmetryOps } from '../geometry/symmetry.js';
 import { Accumulator } from '../recon/backproject.js';
 import { insertionRuns } from '../recon/insertion.js';
@@ -69,30 +69,25 @@ export async function finishRun(
     const symmetrised = await f.phases.timeAsync('symmetrisation', () => symmetriseHalves(halves, s, ops, f.symmetryThreads, plan.hasHalfSets, f.pool));
     if (symmetrised !== halves) collectGarbage(); // the shared copies of the sums
     const finalise = { s, crop: o.crop, taper: o.taper, snr: o.snr, pixelSize: plan.outputPixelSize, outDir: o.o };
-    // The half-map FSC starts as soon as a half map is written, on a free pool thread: the first
-    // one's spectrum, then the other's with their FSC (the spectrum goes over, not copied).
-    let first: { tag: string; spectrum: Promise<MapSpectrum> } | null = null;
-    let halfMapFsc: Promise<FscComparison> | null = null;
+    // The half-map FSC starts as soon as a half map is written: its spectrum, on a free pool
+    // thread, each half map's as it comes (the two halves usually end together, on the two
+    // threads); this thread compares them once both are here (they come over, not copied).
+    const spectra: { half1?: Promise<MapSpectrum>; half2?: Promise<MapSpectrum> } = {};
     const onWritten = (tag: string): void => {
       const pool = f.pool;
       if (!pool || (tag !== 'half1' && tag !== 'half2')) return;
-      const file = path.join(o.o, `${tag}.mrc`);
-      if (!first) {
-        first = { tag, spectrum: pool.spectrum(file) };
-        first.spectrum.catch(() => {}); // awaited through halfMapFsc; must not be unhandled before
-        return;
-      }
-      const other = first;
-      halfMapFsc = other.spectrum.then((sp) => pool.fsc(file, sp, other.tag === 'half1'));
-      halfMapFsc.catch(() => {});
+      const spectrum = pool.spectrum(path.join(o.o, `${tag}.mrc`));
+      spectrum.catch(() => {}); // awaited below; must not be unhandled before
+      spectra[tag] = spectrum;
     };
     // Sums as accumulated are zero outside the insertion sphere; symmetrised ones may not be.
     const sphere = symmetrised === halves ? insertionRuns(s, 1) : undefined;
     await f.phases.timeAsync('finalisation', () => writeOutputs(symmetrised, plan.hasHalfSets, finalise, f.pool, { saveSums, onWritten, sphere }));
     // The maps are complete; the sums are no longer needed (with --no_recon they are kept to resume).
     fs.rmSync(f.checkpointFile, { force: true });
-    const pending = halfMapFsc as Promise<FscComparison> | null;
-    const half = pending ? await f.phases.timeAsync('report', () => pending) : undefined;
+    const { half1, half2 } = spectra;
+    const half: FscComparison | undefined =
+      half1 && half2 ? await f.phases.timeAsync('report', async () => compareSpectra(await half1, await half2)) : undefined;
     resolution = f.phases.time('report', () => writeRunReport(o.o, half)).resolution0143;
     if (resolution !== null) f.log(`half-map FSC 0.143: ${resolution.toFixed(2)} Å (fsc.json, fsc.star, report.png)`);
   }
