@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nkeys } from 'nats';
 import { pearson } from '../src/analysis/fsc.js';
 import { readMrc } from '../src/formats/mrc.js';
 import { simulateDataset } from '../src/simulate/dataset.js';
@@ -197,5 +198,47 @@ describe('NATS authentication', () => {
     expect(code).not.toBe(0);
     expect(w.stderr).toContain('no coordinator of run auth answered');
     expect(w.stderr).not.toMatch(/authorization/i);
+  });
+});
+
+describe('NATS authentication by NKey (--nats-nkey-seed)', () => {
+  // A user NKey the server knows, and one it does not; their seeds in files, as a site keeps them.
+  const known = nkeys.createUser();
+  const stranger = nkeys.createUser();
+  let server: NatsServer;
+  let knownSeed = '';
+  let strangerSeed = '';
+  beforeAll(async () => {
+    server = await startNats({ nkeys: [known.getPublicKey()] });
+    knownSeed = path.join(tmp, 'known.nk');
+    strangerSeed = path.join(tmp, 'stranger.nk');
+    fs.writeFileSync(knownSeed, new TextDecoder().decode(known.getSeed()) + '\n', { mode: 0o600 });
+    fs.writeFileSync(strangerSeed, new TextDecoder().decode(stranger.getSeed()) + '\n', { mode: 0o600 });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('lets a worker with a known key in', async () => {
+    const w = procs.cli(['worker', '--nats', server.url, '--run-id', 'nk', '--nats-nkey-seed', knownSeed, '--coordinator-timeout', '1'], tmp);
+    const { code } = await w.exit(20_000);
+    // Connected (the key signed the server's nonce), found no coordinator: not an auth error.
+    expect(code).not.toBe(0);
+    expect(w.stderr).toContain('no coordinator of run nk answered');
+    expect(w.stderr).not.toMatch(/authorization/i);
+  });
+
+  it('refuses an unknown key, with a clear message naming the flags', async () => {
+    const w = procs.cli(['worker', '--nats', server.url, '--run-id', 'nk', '--nats-nkey-seed', strangerSeed], tmp);
+    const { code } = await w.exit(20_000);
+    expect(code).not.toBe(0);
+    expect(w.stderr).toMatch(/^tomorecon: error: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*authorization violation.*--nats-nkey-seed/im);
+    expect(w.stderr).not.toMatch(/internal error/);
+  });
+
+  it('refuses a connection without credentials', async () => {
+    const w = procs.cli(['worker', '--nats', server.url, '--run-id', 'nk'], tmp);
+    expect((await w.exit(20_000)).code).not.toBe(0);
+    expect(w.stderr).toMatch(/authorization violation/i);
   });
 });

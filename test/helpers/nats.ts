@@ -49,7 +49,7 @@ export class NatsServer {
 
   constructor(
     readonly port: number,
-    private readonly auth?: { user: string; pass: string },
+    private readonly auth?: NatsAuth,
     /** The only address the server listens on. */
     readonly host = '127.0.0.1',
   ) {}
@@ -60,7 +60,13 @@ export class NatsServer {
 
   async start(): Promise<void> {
     const args = ['-a', this.host, '-p', String(this.port)];
-    if (this.auth) args.push('--user', this.auth.user, '--pass', this.auth.pass);
+    if (this.auth && 'user' in this.auth) args.push('--user', this.auth.user, '--pass', this.auth.pass);
+    if (this.auth && 'nkeys' in this.auth) {
+      // Users known by their NKey public keys: only in a configuration file.
+      const conf = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-nats-')), 'nats.conf');
+      fs.writeFileSync(conf, `authorization {\n  users = [\n${this.auth.nkeys.map((k) => `    { nkey: "${k}" }\n`).join('')}  ]\n}\n`);
+      args.push('-c', conf);
+    }
     const child = spawn(NATS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.on('data', (d) => (this.log += d));
@@ -83,7 +89,10 @@ export class NatsServer {
   }
 }
 
-export async function startNats(auth?: { user: string; pass: string }, host?: string): Promise<NatsServer> {
+/** A user and password, or the NKey public keys of the users the server lets in. */
+export type NatsAuth = { user: string; pass: string } | { nkeys: string[] };
+
+export async function startNats(auth?: NatsAuth, host?: string): Promise<NatsServer> {
   const s = new NatsServer(await freePort(), auth, host);
   await s.start();
   return s;
