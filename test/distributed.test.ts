@@ -14,6 +14,7 @@ import { simulateDataset } from '../src/simulate/dataset.js';
 import { SIM_DEFAULTS } from '../src/simulate/params.js';
 import { CONFORMANCE, runCli } from './helpers/paths.js';
 import { NatsServer, startNats, natsTestBed } from './helpers/nats.js';
+import { TestCerts, makeTestCerts, opensslAvailable } from './helpers/certs.js';
 
 const runs = JSON.parse(fs.readFileSync(path.join(CONFORMANCE, 'runs.json'), 'utf8')) as Record<
   string,
@@ -241,4 +242,47 @@ describe('NATS authentication by NKey (--nats-nkey-seed)', () => {
     expect((await w.exit(20_000)).code).not.toBe(0);
     expect(w.stderr).toMatch(/authorization violation/i);
   });
+});
+
+const OPENSSL = opensslAvailable();
+describe.skipIf(!OPENSSL)(`NATS over TLS (--nats-tls-ca, --nats-tls-cert, --nats-tls-key)${OPENSSL ? '' : ' (skipped: openssl missing; apt-get install openssl)'}`, () => {
+  // A server that requires TLS and verifies client certificates (tlsverify); certificates made
+  // for the test with openssl.
+  let server: NatsServer;
+  let certs: TestCerts;
+  beforeAll(async () => {
+    certs = makeTestCerts(path.join(tmp, 'certs'));
+    server = await startNats({ tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca, verify: true } });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  const worker = (...flags: string[]): ReturnType<typeof procs.cli> =>
+    procs.cli(['worker', '--nats', server.url, '--run-id', 'tls', '--coordinator-timeout', '1', ...flags], tmp);
+
+  it('connects with the CA and a client certificate', async () => {
+    const w = worker('--nats-tls-ca', certs.ca, '--nats-tls-cert', certs.clientCert, '--nats-tls-key', certs.clientKey);
+    expect((await w.exit(20_000)).code).not.toBe(0);
+    // Connected, found no coordinator: not a TLS error.
+    expect(w.stderr).toContain('no coordinator of run tls answered');
+  });
+
+  it('refuses a server certificate from another CA, and says what to check', async () => {
+    const w = worker('--nats-tls-ca', certs.otherCa, '--nats-tls-cert', certs.clientCert, '--nats-tls-key', certs.clientKey);
+    expect((await w.exit(20_000)).code).not.toBe(0);
+    expect(w.stderr).toMatch(/^tomorecon: error: cannot connect to NATS at .*: .*certificate.* \(TLS: check that --nats-tls-ca is the CA that signed the server's certificate/im);
+  });
+
+  it('says the server wants TLS when no TLS flag is given', async () => {
+    const w = worker();
+    expect((await w.exit(20_000)).code).not.toBe(0);
+    expect(w.stderr).toMatch(/\(TLS: the server wants TLS: give the CA that signed its certificate with --nats-tls-ca\)/);
+  });
+
+  it('without a client certificate, points at --nats-tls-cert when the server does not answer', async () => {
+    const w = worker('--nats-tls-ca', certs.ca);
+    expect((await w.exit(30_000)).code).not.toBe(0);
+    expect(w.stderr).toMatch(/cannot connect to NATS at .*--nats-tls-cert and --nats-tls-key/);
+    expect(w.stderr).not.toMatch(/internal error|\n\s+at /);
+  }, 40_000);
 });

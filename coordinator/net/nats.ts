@@ -53,18 +53,26 @@ export function natsConnectionOptions(url: string, auth: NatsAuthOptions, name: 
   return o;
 }
 
+/** What to check, for the connection errors whose cause the server's or TLS's message leaves unsaid. */
+export function connectHint(err: Error & { code?: string }, auth: NatsAuthOptions): string {
+  const what = `${err.code ?? ''} ${err.message}`;
+  if (/authoriz|authentic/i.test(what)) return ' (the server refused the credentials: check --nats-user/--nats-pass, --nats-token, --nats-nkey-seed or --nats-creds)';
+  if (/certificate|self[- ]signed|altname|ssl|tls/i.test(what)) {
+    return ` (TLS: ${auth.tlsCa ? 'check that --nats-tls-ca is the CA that signed the server\'s certificate, and that the certificate names the host in --nats' : 'the server wants TLS: give the CA that signed its certificate with --nats-tls-ca'})`;
+  }
+  if (/timeout/i.test(what) && auth.tlsCa && !auth.tlsCert) {
+    return ' (no answer: if the server verifies clients (tlsverify), give a client certificate with --nats-tls-cert and --nats-tls-key)';
+  }
+  return '';
+}
+
 export async function connectNats(url: string, auth: NatsAuthOptions, name: string, log: Logger, events: NatsEvents = {}): Promise<NatsConnection> {
   let nc: NatsConnection;
   try {
     nc = await connect(natsConnectionOptions(url, auth, name));
   } catch (e) {
     if (e instanceof TomoError) throw e;
-    const err = e as Error & { code?: string };
-    const authFailed = /authoriz|authentic/i.test(`${err.code ?? ''} ${err.message}`);
-    throw new TomoError(
-      `cannot connect to NATS at ${url}: ${err.message}` +
-        (authFailed ? ' (the server refused the credentials: check --nats-user/--nats-pass, --nats-token, --nats-nkey-seed or --nats-creds)' : ''),
-    );
+    throw new TomoError(`cannot connect to NATS at ${url}: ${(e as Error).message}${connectHint(e as Error & { code?: string }, auth)}`);
   }
   void (async () => {
     for await (const s of nc.status()) {

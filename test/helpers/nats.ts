@@ -67,6 +67,11 @@ export class NatsServer {
       fs.writeFileSync(conf, `authorization {\n  users = [\n${this.auth.nkeys.map((k) => `    { nkey: "${k}" }\n`).join('')}  ]\n}\n`);
       args.push('-c', conf);
     }
+    if (this.auth && 'tls' in this.auth) {
+      const t = this.auth.tls;
+      args.push('--tls', '--tlscert', t.cert, '--tlskey', t.key, '--tlscacert', t.ca);
+      if (t.verify) args.push('--tlsverify');
+    }
     const child = spawn(NATS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.on('data', (d) => (this.log += d));
@@ -89,8 +94,11 @@ export class NatsServer {
   }
 }
 
-/** A user and password, or the NKey public keys of the users the server lets in. */
-export type NatsAuth = { user: string; pass: string } | { nkeys: string[] };
+/**
+ * A user and password; or the NKey public keys of the users the server lets in; or TLS with the
+ * server's certificate and key, and (verify) client certificates checked against `ca`.
+ */
+export type NatsAuth = { user: string; pass: string } | { nkeys: string[] } | { tls: { cert: string; key: string; ca: string; verify: boolean } };
 
 export async function startNats(auth?: NatsAuth, host?: string): Promise<NatsServer> {
   const s = new NatsServer(await freePort(), auth, host);
