@@ -15,6 +15,7 @@ import { SIM_DEFAULTS } from '../src/simulate/params.js';
 import { CONFORMANCE, runCli } from './helpers/paths.js';
 import { NatsServer, startNats, natsTestBed } from './helpers/nats.js';
 import { TestCerts, makeTestCerts, opensslAvailable } from './helpers/certs.js';
+import { jwtAuthority } from './helpers/natsJwt.js';
 
 const runs = JSON.parse(fs.readFileSync(path.join(CONFORMANCE, 'runs.json'), 'utf8')) as Record<
   string,
@@ -241,6 +242,38 @@ describe('NATS authentication by NKey (--nats-nkey-seed)', () => {
     const w = procs.cli(['worker', '--nats', server.url, '--run-id', 'nk'], tmp);
     expect((await w.exit(20_000)).code).not.toBe(0);
     expect(w.stderr).toMatch(/authorization violation/i);
+  });
+});
+
+describe('NATS authentication by JWT (--nats-creds)', () => {
+  // An operator that the server trusts, its account, and users' .creds files; a user of another
+  // operator's account, which the server does not know.
+  let server: NatsServer;
+  let good = '';
+  let foreign = '';
+  beforeAll(async () => {
+    const authority = jwtAuthority();
+    server = await startNats({ conf: authority.serverConf });
+    good = path.join(tmp, 'good.creds');
+    foreign = path.join(tmp, 'foreign.creds');
+    fs.writeFileSync(good, authority.userCreds('worker'), { mode: 0o600 });
+    fs.writeFileSync(foreign, jwtAuthority().userCreds('stranger'), { mode: 0o600 });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('lets a user of the trusted account in', async () => {
+    const w = procs.cli(['worker', '--nats', server.url, '--run-id', 'jwt', '--nats-creds', good, '--coordinator-timeout', '1'], tmp);
+    expect((await w.exit(20_000)).code).not.toBe(0);
+    expect(w.stderr).toContain('no coordinator of run jwt answered');
+    expect(w.stderr).not.toMatch(/authorization/i);
+  });
+
+  it('refuses a user of an account it does not know, naming the credential flags', async () => {
+    const w = procs.cli(['worker', '--nats', server.url, '--run-id', 'jwt', '--nats-creds', foreign], tmp);
+    expect((await w.exit(20_000)).code).not.toBe(0);
+    expect(w.stderr).toMatch(/^tomorecon: error: cannot connect to NATS at .*: .*authorization violation.*--nats-creds/im);
   });
 });
 

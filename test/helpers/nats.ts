@@ -61,10 +61,16 @@ export class NatsServer {
   async start(): Promise<void> {
     const args = ['-a', this.host, '-p', String(this.port)];
     if (this.auth && 'user' in this.auth) args.push('--user', this.auth.user, '--pass', this.auth.pass);
-    if (this.auth && 'nkeys' in this.auth) {
-      // Users known by their NKey public keys: only in a configuration file.
+    // Users known by their NKey public keys, and operators, exist only in configuration files.
+    const confText =
+      this.auth && 'nkeys' in this.auth
+        ? `authorization {\n  users = [\n${this.auth.nkeys.map((k) => `    { nkey: "${k}" }\n`).join('')}  ]\n}\n`
+        : this.auth && 'conf' in this.auth
+          ? this.auth.conf
+          : null;
+    if (confText !== null) {
       const conf = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-nats-')), 'nats.conf');
-      fs.writeFileSync(conf, `authorization {\n  users = [\n${this.auth.nkeys.map((k) => `    { nkey: "${k}" }\n`).join('')}  ]\n}\n`);
+      fs.writeFileSync(conf, confText);
       args.push('-c', conf);
     }
     if (this.auth && 'tls' in this.auth) {
@@ -96,9 +102,10 @@ export class NatsServer {
 
 /**
  * A user and password; or the NKey public keys of the users the server lets in; or TLS with the
- * server's certificate and key, and (verify) client certificates checked against `ca`.
+ * server's certificate and key, and (verify) client certificates checked against `ca`; or a
+ * configuration file's text (e.g. natsJwt.ts's operator and account).
  */
-export type NatsAuth = { user: string; pass: string } | { nkeys: string[] } | { tls: { cert: string; key: string; ca: string; verify: boolean } };
+export type NatsAuth = { user: string; pass: string } | { nkeys: string[] } | { tls: { cert: string; key: string; ca: string; verify: boolean } } | { conf: string };
 
 export async function startNats(auth?: NatsAuth, host?: string): Promise<NatsServer> {
   const s = new NatsServer(await freePort(), auth, host);
