@@ -33,7 +33,7 @@ export interface SpectrumResult {
   spectrum: Float64Array;
 }
 
-/** What a job gives back: a spectrum or an FSC, or the weight a weight job was lent (an ordinary buffer). */
+/** What a job gives back: a spectrum, or the weight a weight job was lent (an ordinary buffer). */
 export type PoolResult = SpectrumResult | { weight: Float64Array } | undefined | { fft: 'WebAssembly' };
 
 export type PoolReply = { ok: true; result?: PoolResult } | { ok: false; message: string; tomo: boolean; stack?: string };
