@@ -223,7 +223,7 @@ export class Coordinator {
     this.fingerprint = JSON.stringify({ run: runFingerprint(o, plan), chunkSize: this.chunkSize, chunks: chunkPlanDigest(this.chunks) });
 
     const ckptFile = distributedCheckpointPath(o.o);
-    const ckpt = readDistributedCheckpoint(ckptFile, s);
+    const ckpt = readDistributedCheckpoint(ckptFile, s, this.wasmSums);
     let before: CommittedRecord[] = [];
     if (ckpt && ckpt.meta.fingerprint === this.fingerprint) {
       this.committed = ckpt.halves;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readMrc } from '../src/formats/mrc.js';
 import { readCheckpoint, writeCheckpoint } from '../src/engine/checkpoint.js';
+import { memoryOf } from '../src/recon/wasmVolume.js';
 import { CLI, CONFORMANCE, runCli } from './helpers/paths.js';
 
 const V1 = path.join(CONFORMANCE, 'V1');
@@ -30,6 +31,16 @@ describe('checkpoints', () => {
     expect(back.done).toEqual([0, 3]);
     expect(back.halves[1].data).toEqual(halves[1].data);
     expect(back.halves[0].weight).toEqual(halves[0].weight);
+    // For a finalisation pool: the data sums read into WebAssembly memories of their own (where
+    // its threads transform them in place), the same values; the weights as before.
+    const inWasm = readCheckpoint(file, s, true)!;
+    for (const h of [0, 1]) {
+      expect(memoryOf(inWasm.halves[h].data)).not.toBeNull();
+      expect(memoryOf(inWasm.halves[h].weight)).toBeNull();
+      expect(inWasm.halves[h].data).toEqual(halves[h].data);
+      expect(inWasm.halves[h].weight).toEqual(halves[h].weight);
+    }
+    expect(memoryOf(back.halves[0].data)).toBeNull();
     expect(() => readCheckpoint(file, 10)).toThrow(/another box size/);
     fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 100));
     expect(() => readCheckpoint(file, s)).toThrow(/damaged/);

@@ -9,7 +9,6 @@ import { planCoordinatorMemory } from '../src/distributed/memory.js';
 import { finalisationBytes, finalisationIdleBytes, finalisationThreadBytes, finalisationThreads, planMemory } from '../src/engine/local.js';
 import { DEFAULTS, ReconstructOptions } from '../src/engine/options.js';
 import { planRun } from '../src/engine/plan.js';
-import { finaliseArenaBytes } from '../src/engine/finaliseArena.js';
 import { accumulatorBytes } from '../src/recon/backproject.js';
 import { CONFORMANCE } from './helpers/paths.js';
 
@@ -24,14 +23,14 @@ beforeAll(() => process.chdir(path.join(CONFORMANCE, 'V1')));
 afterAll(() => process.chdir(cwd));
 
 describe('finalisation memory', () => {
-  it('finalisationBytes: the three sums, the two spectra, per thread an isolate, a float32 volume and (small power-of-two boxes) its WebAssembly arena, one float32 volume in the caller', () => {
+  it('finalisationBytes: the three sums, the two spectra, per thread an isolate and a float32 volume, one float32 volume in the caller', () => {
     const s = 64;
     const sh = 33;
     const f32 = 4 * s ** 3;
-    // Box 64 has no prime factor above 5: the thread's WebAssembly arena (one tag's data sums and the FFT's tables) counts.
-    expect(finaliseArenaBytes(s)).toBeGreaterThan(16 * sh * s * s);
-    expect(finalisationThreadBytes(s)).toBe(finalisationIdleBytes(1) + f32 + finaliseArenaBytes(s));
-    expect(finalisationThreadBytes(56)).toBe(finalisationIdleBytes(1) + 4 * 56 ** 3); // 56 = 8·7: no arena
+    // Sums and spectra are transformed where they are (WebAssembly memories of their own): no
+    // per-thread copy of a volume, whatever the box.
+    expect(finalisationThreadBytes(s)).toBe(finalisationIdleBytes(1) + f32);
+    expect(finalisationThreadBytes(56)).toBe(finalisationIdleBytes(1) + 4 * 56 ** 3);
     expect(finalisationBytes(s, true, 2)).toBe(3 * accumulatorBytes(s) + 2 * 2 * sh * s * s * 8 + 2 * finalisationThreadBytes(s) + f32);
     expect(finalisationBytes(s, false, 1)).toBe(3 * accumulatorBytes(s) + finalisationThreadBytes(s) + f32);
   });

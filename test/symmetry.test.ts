@@ -21,6 +21,9 @@ import {
   symmetriseSlab,
 } from '../src/recon/symmetrise.js';
 import { rng } from './helpers/random.js';
+import { symmetriseHalves } from '../src/engine/symmetry.js';
+import type { FinalisationPool } from '../src/engine/finalisePool.js';
+import { memoryOf } from '../src/recon/wasmVolume.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const JSON_PATH = path.resolve(here, '../../shared/spec/symmetry_matrices.json');
@@ -714,6 +717,25 @@ describe('symmetrisation: properties', () => {
     symmetriseSlab(D, W, s, ops, sa, sb, 5, s);
     expect(sa).toEqual(a);
     expect(sb).toEqual(b);
+  });
+
+  it('in the calling thread, for a finalisation pool: data sums in WebAssembly memories of their own, the same values', async () => {
+    // (threads ≤ 1: the pool itself is not used, only told of; box s has factors 2 and 3 only.)
+    const r = rng(9);
+    const halves = [0, 1].map(() => ({ data: new Float64Array(2 * sh * s * s).map(() => r() - 0.5), weight: new Float64Array(sh * s * s).map(() => r()) })) as [
+      { data: Float64Array; weight: Float64Array },
+      { data: Float64Array; weight: Float64Array },
+    ];
+    const ops = symmetryOps('C4', 1, 0, 0, 1);
+    const pool = {} as FinalisationPool;
+    const plain = await symmetriseHalves(halves, s, ops, 1, true, null);
+    const forPool = await symmetriseHalves(halves, s, ops, 1, true, pool);
+    for (const h of [0, 1]) {
+      expect(memoryOf(plain[h].data)).toBeNull();
+      expect(memoryOf(forPool[h].data)).not.toBeNull();
+      expect(forPool[h].data).toEqual(plain[h].data);
+      expect(forPool[h].weight).toEqual(plain[h].weight);
+    }
   });
 
   it('matches a direct per-voxel evaluation with interp3C/interp3R (incl. helical phase)', () => {

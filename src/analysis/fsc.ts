@@ -129,9 +129,9 @@ export function checkFscPair(ha: MrcHeader, hb: MrcHeader): void {
 
 /**
  * Reads a map for the FSC and transforms it (the expensive half of an FSC). `buffer(voxels)` may
- * lend the float32 array the map is read into (it is free again on return). `work(n)` may lend
- * a float64 array of at least 2·(n/2+1)·n² values to transform in (a finalisation thread's
- * WebAssembly arena, where rfft3 is faster); the spectrum is then copied out of it.
+ * lend the float32 array the map is read into (it is free again on return). `work(n)` may give
+ * a float64 array of at least 2·(n/2+1)·n² values to transform in (in a WebAssembly memory of its
+ * own, where rfft3 is faster: wasmVolume.ts); the spectrum is then the start of that array.
  */
 export function readMapSpectrum(file: string, buffer?: (voxels: number) => Float32Array, work?: (n: number) => Float64Array | null): MapSpectrum {
   const header = readMrcHeader(file);
@@ -143,7 +143,7 @@ export function readMapSpectrum(file: string, buffer?: (voxels: number) => Float
   if (w && w.length >= len) {
     // The same values in double (float32 → float64 is exact), so the same spectrum.
     w.set(data);
-    return { file, header, spectrum: rfft3(w.subarray(0, n * n * n), n, n, n, w).slice(0, len) };
+    return { file, header, spectrum: rfft3(w.subarray(0, n * n * n), n, n, n, w).subarray(0, len) };
   }
   return { file, header, spectrum: rfft3(data, n, n, n) };
 }

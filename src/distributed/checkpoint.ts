@@ -43,6 +43,6 @@ export function writeDistributedCheckpointDeferred(file: string, meta: Distribut
 }
 
 /** Null when there is none; a TomoError when it is damaged or made for another box size. */
-export function readDistributedCheckpoint(file: string, s: number): DistributedCheckpoint | null {
-  return readSumsFile<DistributedCheckpointMeta>(file, MAGIC, s);
+export function readDistributedCheckpoint(file: string, s: number, wasmData = false): DistributedCheckpoint | null {
+  return readSumsFile<DistributedCheckpointMeta>(file, MAGIC, s, wasmData);
 }

@@ -52,8 +52,8 @@ export function writeCheckpointDeferred(file: string, c: Checkpoint): Promise<vo
   return writeSumsFileDeferred(file, MAGIC, { fingerprint: c.fingerprint, done: c.done }, c.halves);
 }
 
-/** Null when there is no checkpoint; a TomoError when the file is damaged. */
-export function readCheckpoint(file: string, s: number): Checkpoint | null {
-  const r = readSumsFile<{ fingerprint: string; done: number[] }>(file, MAGIC, s);
+/** Null when there is no checkpoint; a TomoError when the file is damaged. `wasmData`: see readSumsFile. */
+export function readCheckpoint(file: string, s: number, wasmData = false): Checkpoint | null {
+  const r = readSumsFile<{ fingerprint: string; done: number[] }>(file, MAGIC, s, wasmData);
   return r && { fingerprint: r.meta.fingerprint, done: r.meta.done, halves: r.halves };
 }

@@ -114,7 +114,8 @@ export class FinalisationPool {
 
   /**
    * Writes the tag's maps; its data sums are handed over (consumed), its weight lent. Resolves
-   * to the FFT the thread used ('WebAssembly' in its arena, finaliseArena.ts, or 'JavaScript').
+   * to the FFT the thread used ('WebAssembly', where sums in a WebAssembly memory of their own
+   * lie, wasmVolume.ts, or 'JavaScript').
    */
   async maps(tag: string, acc: { data: Float64Array; weight: Float64Array }, options: FinaliseOptions): Promise<'WebAssembly' | 'JavaScript'> {
     const memory = memoryOf(acc.data) ?? undefined;

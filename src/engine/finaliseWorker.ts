@@ -8,11 +8,9 @@ import { readMapSpectrum } from '../analysis/fsc.js';
 import { isTomoError } from '../errors.js';
 import { encodeMrc, writeMrcDeferred } from '../formats/mrc.js';
 import { rfft3, useFft3 } from '../recon/fft.js';
-import { collectGarbage } from './collectGarbage.js';
-import { finaliseVolume } from './finaliseArena.js';
 import { WasmArena } from '../recon/wasmArena.js';
 import { WasmRfft } from '../recon/wasmFft.js';
-import { tailOf } from '../recon/wasmVolume.js';
+import { memoryOf, tailOf, wasmVolume } from '../recon/wasmVolume.js';
 import type { PoolJob, PoolReply } from './finalisePool.js';
 import { fileBufferFor, writeMaps, writeTag, writeWeightFile } from './outputs.js';
 import { runSymmetryWork } from './symmetry.js';
@@ -41,39 +39,49 @@ function warmUp(): void {
 
 if ((workerData as { warmUp?: boolean } | null)?.warmUp) warmUp();
 
-/** The arena's volume to transform a half map in for the FSC (readMapSpectrum), when there is one. */
-function spectrumWork(n: number): Float64Array | null {
-  const v = finaliseVolume(n);
-  if (!v) return null;
-  useFft3(v.fft);
-  return v.data;
+/**
+ * The WebAssembly FFT over the room after `data`, an array in a WebAssembly memory of its own
+ * (wasmVolume.ts), made this thread's 3-D transform (useFft3); the same array through the FFT's
+ * own buffer object (the FFT knows its arrays by that object), or
+ * null where it cannot be made (the JavaScript FFT then does the box).
+ */
+function fftAfter(data: Float64Array, memory: WebAssembly.Memory, s: number): Float64Array | null {
+  const arena = WasmArena.wrap(memory, tailOf(data));
+  const fft = arena && WasmRfft.create(arena, s, s, s);
+  if (!fft) return null;
+  useFft3(fft);
+  return new Float64Array(arena!.buffer, data.byteOffset, data.length);
 }
 
 /**
- * The job's data sums where this thread's WebAssembly FFT can transform them, or null (the
- * JavaScript FFT does): in place when they come in a WebAssembly memory of their own
- * (wasmVolume.ts); else copied into this thread's arena when there is one for the box
- * (finaliseArena.ts), the transferred sums freed at once, so that the copy does not add to the
- * memory the run plans.
+ * A half map's spectrum is transformed in a WebAssembly memory of its own, and is then the start
+ * of it (readMapSpectrum): it goes to the calling thread shared, not copied. Null (rfft3 in
+ * JavaScript, its spectrum then transferred) where the WebAssembly FFT does not do the box, or
+ * for spectra above SPECTRUM_WASM_MAX_BYTES.
  */
-function inArena(job: { data: Float64Array; options: { s: number }; memory?: WebAssembly.Memory }): Float64Array | null {
-  // Sums in a WebAssembly memory of their own (wasmVolume.ts): transformed where they are.
-  if (job.memory) {
-    const arena = WasmArena.wrap(job.memory, tailOf(job.data));
-    const fft = arena && WasmRfft.create(arena, job.options.s, job.options.s, job.options.s);
-    if (fft) {
-      useFft3(fft);
-      // The same memory through the arena's own buffer object (the engine knows its arrays by it).
-      return new Float64Array(arena.buffer, job.data.byteOffset, job.data.length);
-    }
-  }
-  const v = finaliseVolume(job.options.s);
-  if (!v || v.data.length !== job.data.length) return null;
-  v.data.set(job.data);
-  job.data = v.data;
-  collectGarbage();
-  useFft3(v.fft);
-  return v.data;
+function spectrumWork(n: number): Float64Array | null {
+  const len = 2 * ((n >> 1) + 1) * n * n;
+  if (8 * len > SPECTRUM_WASM_MAX_BYTES) return null;
+  const v = wasmVolume(len, n);
+  return v && fftAfter(v, memoryOf(v)!, n);
+}
+
+/**
+ * A shared memory outlives its last use here until this thread's isolate collects it (which an
+ * idle pool thread may not do before the run ends), while a transferred array leaves at once:
+ * above this size (box 192: 55 MiB) the spectrum is made in JavaScript. Measured at box 256 with
+ * WebAssembly spectra: peak RSS 1114–1115 MiB against 998–1004 MiB.
+ */
+const SPECTRUM_WASM_MAX_BYTES = 64 * 2 ** 20;
+
+/**
+ * The job's data sums where this thread's WebAssembly FFT transforms them in place, or null (the
+ * JavaScript FFT does): when they come in a WebAssembly memory of their own (wasmVolume.ts), as
+ * the local run's, the coordinator's, symmetrised, merged and checkpoint-read sums do when a pool
+ * finalises them.
+ */
+function inOwnMemory(job: { data: Float64Array; options: { s: number }; memory?: WebAssembly.Memory }): Float64Array | null {
+  return job.memory ? fftAfter(job.data, job.memory, job.options.s) : null;
 }
 const port = parentPort!;
 port.on('message', async (job: PoolJob) => {
@@ -93,7 +101,7 @@ port.on('message', async (job: PoolJob) => {
       try {
         if (job.type === 'weight') writeWeightFile(job.tag, job.weight, job.options, write);
         else {
-          const data = inArena(job);
+          const data = inOwnMemory(job);
           wasm = data !== null;
           try {
             writeMaps(job.tag, { data: data ?? job.data, weight: job.weight }, job.options, write);
@@ -122,9 +130,15 @@ port.on('message', async (job: PoolJob) => {
       runSymmetryWork(job.work);
       reply = { ok: true };
     } else {
-      const mine = readMapSpectrum(job.file, fileBufferFor, spectrumWork);
+      let mine;
+      try {
+        mine = readMapSpectrum(job.file, fileBufferFor, spectrumWork);
+      } finally {
+        useFft3(null);
+      }
       reply = { ok: true, result: { header: mine.header, spectrum: mine.spectrum } };
-      transfer = [mine.spectrum.buffer as ArrayBuffer];
+      // In shared memory (WebAssembly) it goes over as it is; an ordinary array is transferred.
+      if (mine.spectrum.buffer instanceof ArrayBuffer) transfer = [mine.spectrum.buffer];
     }
   } catch (e) {
     reply = { ok: false, message: (e as Error).message, tomo: isTomoError(e), stack: (e as Error).stack };

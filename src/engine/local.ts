@@ -17,7 +17,6 @@ import { loadTiltStack, stackBytes } from './tiltStack.js';
 import { noiseWeightStack } from '../physics/noise.js';
 import { Tomogram } from '../model/tomogramSet.js';
 import { PhaseTimes } from './phases.js';
-import { finaliseArenaBytes } from './finaliseArena.js';
 import { wasmVolume } from '../recon/wasmVolume.js';
 
 const GiB = 1024 ** 3;
@@ -37,11 +36,12 @@ export function finalisationIdleBytes(threads: number): number {
 
 /**
  * A thread of the finalisation pool: its isolate (measured: 10–11 MiB idle with its modules
- * loaded; counted as any other thread's), the float32 volume it writes files from, and for small
- * boxes with no prime factor above 5 the WebAssembly arena its transforms run in (finaliseArena.ts).
+ * loaded; counted as any other thread's) and the float32 volume it writes files from. (It
+ * transforms sums, and the half maps for the FSC, where they are: in WebAssembly memories of
+ * their own, wasmVolume.ts, counted with them.)
  */
 export function finalisationThreadBytes(s: number): number {
-  return finalisationIdleBytes(1) + 4 * s * s * s + finaliseArenaBytes(s);
+  return finalisationIdleBytes(1) + 4 * s * s * s;
 }
 
 /**

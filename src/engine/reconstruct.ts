@@ -45,7 +45,7 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   let halves = zeroHalves(plan.kernel.s, mem.finaliseThreads > 0);
   const done = new Set<number>();
   if (o.onlyDoUnfinished) {
-    const c = readCheckpoint(ckptFile, plan.kernel.s);
+    const c = readCheckpoint(ckptFile, plan.kernel.s, mem.finaliseThreads > 0);
     if (!c) {
       log(`--only_do_unfinished: no checkpoint in ${path.dirname(ckptFile)}, starting from the beginning`);
     } else if (c.fingerprint !== fingerprint) {

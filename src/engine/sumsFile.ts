@@ -10,6 +10,7 @@ import path from 'node:path';
 import { TomoError } from '../errors.js';
 import { writeFileAtomic, writeFileAtomicDeferred } from '../formats/atomicWrite.js';
 import { Accumulator } from '../recon/backproject.js';
+import { wasmVolume } from '../recon/wasmVolume.js';
 
 function sumsFileChunks(file: string, magic: string, meta: unknown, halves: [Accumulator, Accumulator]): Uint8Array[] {
   const header = Buffer.from(JSON.stringify(meta), 'utf8');
@@ -39,8 +40,12 @@ export function writeSumsFileDeferred(file: string, magic: string, meta: unknown
   return writeFileAtomicDeferred(file, sumsFileChunks(file, magic, meta, halves));
 }
 
-/** Null when there is no file; a TomoError when it is damaged, of another kind, or made for another box size. */
-export function readSumsFile<M>(file: string, magic: string, s: number): { meta: M; halves: [Accumulator, Accumulator] } | null {
+/**
+ * Null when there is no file; a TomoError when it is damaged, of another kind, or made for another
+ * box size. `wasmData`: the data sums are read into WebAssembly memories of their own
+ * (wasmVolume.ts), where a finalisation pool's threads transform them in place.
+ */
+export function readSumsFile<M>(file: string, magic: string, s: number, wasmData = false): { meta: M; halves: [Accumulator, Accumulator] } | null {
   if (!fs.existsSync(file)) return null;
   const bad = (why: string): TomoError => new TomoError(`checkpoint ${file} is damaged (${why}); delete it to start again`);
   const fd = fs.openSync(file, 'r');
@@ -73,16 +78,16 @@ export function readSumsFile<M>(file: string, magic: string, s: number): { meta:
     let off = Math.ceil((16 + hlen) / 8) * 8;
     const arrays: Float64Array[] = [];
     const len = Buffer.alloc(8);
-    for (const n of sizes) {
+    sizes.forEach((n, i) => {
       if (off + 8 + 8 * n > size) throw bad('truncated data');
       read(len, off);
       if (len.readDoubleLE(0) !== n) throw bad(`made for another box size than --b ${s}`);
       off += 8;
-      const a = new Float64Array(n);
-      read(new Uint8Array(a.buffer), off);
+      const a = (wasmData && i % 2 === 0 ? wasmVolume(n, s) : null) ?? new Float64Array(n);
+      read(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), off);
       arrays.push(a);
       off += 8 * n;
-    }
+    });
     return {
       meta,
       halves: [

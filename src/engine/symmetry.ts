@@ -40,7 +40,8 @@ export async function symmetriseHalves(
   const used = hasHalfSets ? [0, 1] : [0];
   if (threads <= 1) {
     const out = halves.slice() as [Accumulator, Accumulator];
-    for (const h of used) out[h] = symmetriseDataAndWeight(halves[h].data, halves[h].weight, s, ops);
+    // With a pool, the data where its threads transform them in place (wasmVolume.ts).
+    for (const h of used) out[h] = symmetriseDataAndWeight(halves[h].data, halves[h].weight, s, ops, (pool && wasmVolume(halves[h].data.length, s)) || undefined);
     return out;
   }
   const onPool = pool !== null && pool.size >= Math.min(threads, os.availableParallelism());
