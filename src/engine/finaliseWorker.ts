@@ -8,6 +8,7 @@ import { readMapSpectrum } from '../analysis/fsc.js';
 import { isTomoError } from '../errors.js';
 import { encodeMrc, writeMrcDeferred } from '../formats/mrc.js';
 import { rfft3, useFft3 } from '../recon/fft.js';
+import { collectGarbageAfter, LARGE_VOLUME_BYTES } from './collectGarbage.js';
 import { WasmArena } from '../recon/wasmArena.js';
 import { WasmRfft } from '../recon/wasmFft.js';
 import { memoryOf, tailOf, wasmVolume } from '../recon/wasmVolume.js';
@@ -72,7 +73,7 @@ function spectrumWork(n: number): Float64Array | null {
  * above this size (box 192: 55 MiB) the spectrum is made in JavaScript. Measured at box 256 with
  * WebAssembly spectra: peak RSS 1114–1115 MiB against 998–1004 MiB.
  */
-const SPECTRUM_WASM_MAX_BYTES = 64 * 2 ** 20;
+const SPECTRUM_WASM_MAX_BYTES = LARGE_VOLUME_BYTES;
 
 /**
  * The job's data sums where this thread's WebAssembly FFT transforms them in place, or null (the
@@ -109,9 +110,11 @@ port.on('message', async (job: PoolJob) => {
             // Sums in a memory of their own: consumed; nothing here may keep that memory alive
             // (the engine would until the next job, a whole volume per thread).
             if (job.memory) {
+              const bytes = job.data.byteLength;
               useFft3(null);
               job.data = new Float64Array(0);
               job.memory = undefined;
+              collectGarbageAfter(bytes);
             }
           }
         }

@@ -9,6 +9,7 @@ import { Accumulator } from '../recon/backproject.js';
 import type { LayoutRuns } from '../recon/insertion.js';
 import { wasmVolume } from '../recon/wasmVolume.js';
 import type { FinalisationPool } from './finalisePool.js';
+import { collectGarbageAfter } from './collectGarbage.js';
 import { centreCrop, divideByWeight, griddingCorrect, taper, weightToCentredFull } from '../recon/finalise.js';
 
 export interface FinaliseOptions {
@@ -124,7 +125,9 @@ export async function writeOutputs(
   const handOver = (tag: string, acc: Accumulator, weight: Float64Array): Promise<unknown> => {
     const data = acc.data;
     acc.data = new Float64Array(0);
-    return pool.maps(tag, { data, weight }, o);
+    const job = pool.maps(tag, { data, weight }, o);
+    const bytes = data.buffer instanceof SharedArrayBuffer ? data.byteLength : 0;
+    return bytes > 0 ? job.finally(() => collectGarbageAfter(bytes)) : job;
   };
   const finalise = (tag: string, acc: Accumulator): void => {
     const weightJob = pool.weight(tag, acc.weight, o);
