@@ -8,7 +8,7 @@ import { readMapSpectrum } from '../analysis/fsc.js';
 import { isTomoError } from '../errors.js';
 import { encodeMrc, writeMrcDeferred } from '../formats/mrc.js';
 import { rfft3, useFft3 } from '../recon/fft.js';
-import { collectGarbageAfter, LARGE_VOLUME_BYTES } from './collectGarbage.js';
+import { collectGarbageAfter } from './collectGarbage.js';
 import { WasmArena } from '../recon/wasmArena.js';
 import { WasmRfft } from '../recon/wasmFft.js';
 import { memoryOf, tailOf, wasmVolume } from '../recon/wasmVolume.js';
@@ -56,24 +56,14 @@ function fftAfter(data: Float64Array, memory: WebAssembly.Memory, s: number): Fl
 
 /**
  * A half map's spectrum is transformed in a WebAssembly memory of its own, and is then the start
- * of it (readMapSpectrum): it goes to the calling thread shared, not copied. Null (rfft3 in
- * JavaScript, its spectrum then transferred) where the WebAssembly FFT does not do the box, or
- * for spectra above SPECTRUM_WASM_MAX_BYTES.
+ * of it (readMapSpectrum): it goes to the calling thread shared, not copied (this thread lets go
+ * of it at once after, collectGarbageAfter). Null (rfft3 in JavaScript, its spectrum then
+ * transferred) where the WebAssembly FFT does not do the box.
  */
 function spectrumWork(n: number): Float64Array | null {
-  const len = 2 * ((n >> 1) + 1) * n * n;
-  if (8 * len > SPECTRUM_WASM_MAX_BYTES) return null;
-  const v = wasmVolume(len, n);
+  const v = wasmVolume(2 * ((n >> 1) + 1) * n * n, n);
   return v && fftAfter(v, memoryOf(v)!, n);
 }
-
-/**
- * A shared memory outlives its last use here until this thread's isolate collects it (which an
- * idle pool thread may not do before the run ends), while a transferred array leaves at once:
- * above this size (box 192: 55 MiB) the spectrum is made in JavaScript. Measured at box 256 with
- * WebAssembly spectra: peak RSS 1114–1115 MiB against 998–1004 MiB.
- */
-const SPECTRUM_WASM_MAX_BYTES = LARGE_VOLUME_BYTES;
 
 /**
  * The job's data sums where this thread's WebAssembly FFT transforms them in place, or null (the
@@ -97,6 +87,7 @@ port.on('message', async (job: PoolJob) => {
     pending.push(p);
   };
   let wasm = false;
+  let sharedSpectrumBytes = 0;
   try {
     if (job.type === 'weight' || job.type === 'maps') {
       try {
@@ -142,9 +133,13 @@ port.on('message', async (job: PoolJob) => {
       reply = { ok: true, result: { header: mine.header, spectrum: mine.spectrum } };
       // In shared memory (WebAssembly) it goes over as it is; an ordinary array is transferred.
       if (mine.spectrum.buffer instanceof ArrayBuffer) transfer = [mine.spectrum.buffer];
+      else sharedSpectrumBytes = mine.spectrum.byteLength;
     }
   } catch (e) {
     reply = { ok: false, message: (e as Error).message, tomo: isTomoError(e), stack: (e as Error).stack };
   }
   port.postMessage(reply, transfer);
+  // A spectrum that went over in shared memory: this thread's objects of it are collected once
+  // this turn has let go of them (see collectGarbageAfter; an idle thread would keep them).
+  if (sharedSpectrumBytes > 0) setImmediate(() => collectGarbageAfter(sharedSpectrumBytes));
 });
