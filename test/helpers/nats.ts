@@ -45,6 +45,8 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 export class NatsServer {
   private child: ChildProcess | null = null;
+  /** The folder of the configuration file, when the server has one (removed by stop). */
+  private confDir: string | null = null;
   log = '';
 
   constructor(
@@ -69,7 +71,8 @@ export class NatsServer {
           ? this.auth.conf
           : null;
     if (confText !== null) {
-      const conf = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-nats-')), 'nats.conf');
+      this.confDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-nats-'));
+      const conf = path.join(this.confDir, 'nats.conf');
       fs.writeFileSync(conf, confText);
       args.push('-c', conf);
     }
@@ -91,6 +94,8 @@ export class NatsServer {
   }
 
   async stop(): Promise<void> {
+    if (this.confDir) fs.rmSync(this.confDir, { recursive: true, force: true });
+    this.confDir = null;
     const c = this.child;
     this.child = null;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
