@@ -175,6 +175,28 @@ describe('reduction tree and segments', () => {
     out.forEach((a, i) => expect([...a]).toEqual([...x[i]].map((v, j) => v + y[i][j])));
   });
 
+  it('sum2In gives addSegment then sumIn (or copyIn) bit for bit, in one pass', () => {
+    const lengths = [7, 3, 7, 3];
+    const layout = new SetLayout(lengths, 4);
+    const r = rng(17);
+    const mk = (): Float64Array[] => lengths.map((n) => Float64Array.from({ length: n }, () => (r() - 0.5) * 10 ** Math.floor(6 * r() - 3)));
+    const committed = mk();
+    for (const base of [committed, null]) {
+      const fused = lengths.map((n) => new Float64Array(n));
+      const twoPass = lengths.map((n) => new Float64Array(n));
+      for (let k = 0; k < layout.segments; k++) {
+        const a = Float64Array.from({ length: layout.segmentLength(k) }, () => r() - 0.5);
+        const b = Float64Array.from({ length: layout.segmentLength(k) }, () => (r() - 0.5) * 1e-7);
+        layout.sum2In(fused, base, k, a, b);
+        const sum = a.slice();
+        addSegment(sum, b);
+        if (base) layout.sumIn(twoPass, base, k, sum);
+        else layout.copyIn(twoPass, k, sum);
+      }
+      for (let i = 0; i < lengths.length; i++) expect(Buffer.from(fused[i].buffer).equals(Buffer.from(twoPass[i].buffer))).toBe(true);
+    }
+  });
+
   it('views a segment within one array without a copy, and sums segments into a second set', () => {
     const lengths = [7, 3, 7, 3];
     const layout = new SetLayout(lengths, 4);

@@ -514,11 +514,21 @@ export async function receiveSubtree(
 ): Promise<Record<string, number[]>> {
   const contrib: Record<string, number[]> = {};
   const K = receiver.layout.segments;
+  const layout = receiver.layout;
   for (let k = 0; k < K; k++) {
+    if (children.length === 2) {
+      // Both children's segments added and put in place in one pass (sum2In: the same
+      // additions as summing them first, bit for bit).
+      const a = await receiver.take(children[0], k, signal);
+      const b = await receiver.take(children[1], k, signal);
+      if (k === K - 1) Object.assign(contrib, a.contrib ?? {}, b.contrib ?? {});
+      layout.sum2In(next, committed, k, a.data, b.data);
+      continue;
+    }
     const sum = await sumChildren(receiver, children, k, signal, k === K - 1 ? contrib : undefined);
     if (!sum) break;
-    if (committed) receiver.layout.sumIn(next, committed, k, sum);
-    else receiver.layout.copyIn(next, k, sum);
+    if (committed) layout.sumIn(next, committed, k, sum);
+    else layout.copyIn(next, k, sum);
   }
   return contrib;
 }

@@ -140,6 +140,22 @@ export class SetLayout {
     });
   }
 
+  /**
+   * segment k of out = segment k of arrays + (a + b), or a + b without `arrays`: sumIn after
+   * addSegment(a, b), the same additions in the same order, in one pass over the segments.
+   */
+  sum2In(out: Float64Array[], arrays: Float64Array[] | null, k: number, a: Float64Array, b: Float64Array): void {
+    this.pieces(k, (arr, from, to, at) => {
+      const dst = out[arr];
+      if (arrays) {
+        const x = arrays[arr];
+        for (let i = from, j = at; i < to; i++, j++) dst[i] = x[i] + (a[j] + b[j]);
+      } else {
+        for (let i = from, j = at; i < to; i++, j++) dst[i] = a[j] + b[j];
+      }
+    });
+  }
+
   /** segment k of arrays = src. */
   copyIn(arrays: Float64Array[], k: number, src: Float64Array): void {
     this.pieces(k, (a, from, to, at) => {
@@ -176,6 +192,8 @@ export function warmUpRoundKernels(): void {
       layout.copyOut(arrays, k, v);
       layout.addOut(arrays, k, v);
       layout.sumIn(out, arrays, k, v);
+      layout.sum2In(out, arrays, k, v, v);
+      layout.sum2In(out, null, k, v, v);
       layout.copyIn(out, k, v);
     }
   }
