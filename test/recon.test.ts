@@ -10,7 +10,7 @@ import { invert3, mat3, mul3, rotationY, rotationZ, transpose3 } from '../src/ge
 import { rng } from './helpers/random.js';
 import { rfft2 } from '../src/recon/fft.js';
 import { warmUpParticleKernel } from '../src/recon/warmUp.js';
-import { foldSphere, insertionRuns } from '../src/recon/insertion.js';
+import { clearRuns, foldSphere, insertionRuns } from '../src/recon/insertion.js';
 
 const wrap = (i: number, n: number): number => (i < n / 2 ? i : i - n);
 
@@ -481,5 +481,19 @@ describe('folding thread sums (foldSphere)', () => {
     expect(sums.weight).toEqual(want.weight);
     expect(p1.data.every((v) => v === 0) && p1.weight.every((v) => v === 0)).toBe(true);
     expect(p2.data.some((v) => v !== 0)).toBe(true); // not cleared when asked not to
+  });
+
+  it('clearRuns zeroes every piece of a volume set the back-projection can write, and only those', () => {
+    const s = 16;
+    const runs = insertionRuns(s, 2);
+    const set = [0, 1].flatMap(() => {
+      const a = createAccumulator(s);
+      return [a.data.fill(3), a.weight.fill(3)];
+    });
+    clearRuns(set, runs);
+    const inRun = set.map((a) => new Uint8Array(a.length));
+    for (let i = 0; i < runs.count; i++) inRun[runs.a[i]].fill(1, runs.from[i], runs.from[i] + runs.len[i]);
+    set.forEach((a, k) => expect(a.every((v, i) => v === (inRun[k][i] ? 0 : 3))).toBe(true));
+    expect(inRun.every((m) => m.some((v) => v === 0) && m.some((v) => v === 1))).toBe(true);
   });
 });

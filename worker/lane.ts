@@ -19,7 +19,7 @@
 import { parentPort } from 'node:worker_threads';
 import { isTomoError } from '../src/errors.js';
 import { FrameCache } from '../src/distributed/frames.js';
-import { LayoutRuns, clearSphere, foldSphere, insertionRuns } from '../src/recon/insertion.js';
+import { LayoutRuns, clearRuns, foldSphere, insertionRuns } from '../src/recon/insertion.js';
 import type { TomoInfo } from '../src/distributed/messages.js';
 import type { Chunk } from '../src/distributed/chunks.js';
 import { periodogramProfile, paintNoiseWeights } from '../src/physics/noise.js';
@@ -230,7 +230,7 @@ function settle(m: LaneVerdict): void {
   for (let h = 0; 2 * h < scratch.length; h++) {
     if (!touched[h]) continue;
     if (m.count) foldSphere(accHalves[h], scratchHalves[h], sphere, false, true);
-    else clearSphere(scratchHalves[h], sphere);
+    else clearRuns([scratchHalves[h].data, scratchHalves[h].weight], sphere);
   }
   heldToken = 0;
   const reply: LaneReply = { type: 'folded', token: m.token, chunk: m.chunk, counted: m.count, swapped: false, seconds: (Date.now() - t0) / 1000 };

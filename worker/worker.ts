@@ -29,6 +29,7 @@ import {
   Subjects,
 } from '../src/distributed/messages.js';
 import { LayoutRuns, SetLayout, insertionRuns, warmUpRoundKernels } from '../src/distributed/tree.js';
+import { clearRuns } from '../src/recon/insertion.js';
 import { connectNats } from '../coordinator/net/nats.js';
 import { AbortedError, DataPlane, sendSubtree } from '../coordinator/net/dataPlane.js';
 import { Wakeup } from '../src/distributed/wakeup.js';
@@ -696,7 +697,7 @@ export class WorkerProcess {
         for (const a of l.arrays) a.fill(0);
         continue;
       }
-      for (let r = 0; r < runs.count; r++) l.arrays[runs.a[r]].fill(0, runs.from[r], runs.from[r] + runs.len[r]);
+      clearRuns(l.arrays, runs);
     }
   }
 

@@ -80,7 +80,7 @@ export function foldSphere(sums: Accumulator, part: Accumulator, sphere: LayoutR
   }
 }
 
-/** acc = 0 over the pieces of `sphere` (insertionRuns for one half: data, weight). */
-export function clearSphere(acc: Accumulator, sphere: LayoutRuns): void {
-  for (let r = 0; r < sphere.count; r++) (sphere.a[r] === 0 ? acc.data : acc.weight).fill(0, sphere.from[r], sphere.from[r] + sphere.len[r]);
+/** arrays = 0 over the pieces of `runs` (insertionRuns for the same arrays, in their order). */
+export function clearRuns(arrays: Float64Array[], runs: LayoutRuns): void {
+  for (let r = 0; r < runs.count; r++) arrays[runs.a[r]].fill(0, runs.from[r], runs.from[r] + runs.len[r]);
 }
