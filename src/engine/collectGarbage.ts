@@ -27,16 +27,17 @@ export function collectGarbage(): void {
   gc?.();
 }
 
+const LARGE_VOLUME_BYTES = 64 * 2 ** 20;
+
 /**
  * A volume of `bytes` in a shared memory (a WebAssembly memory of sums a finalisation thread
  * transformed in place) is freed only once every isolate that saw it has collected its objects,
  * which an idle thread may not do before the run ends. Above LARGE_VOLUME_BYTES each side
  * collects as soon as it lets go: measured on a resumed box-256 run (its checkpoint's sums in
- * such memories), peak RSS 798–800 MiB against 913–922 MiB; below, the collections would cost
+ * such memories), peak RSS 797–805 MiB against 898–930 MiB; below, the collections would cost
  * more time (box 128: the finalisation 30–40 ms longer) than the memory they give back.
  */
 export function collectGarbageAfter(bytes: number): void {
   if (bytes > LARGE_VOLUME_BYTES) collectGarbage();
 }
 
-export const LARGE_VOLUME_BYTES = 64 * 2 ** 20;
