@@ -44,7 +44,7 @@ import {
   subjects,
   Subjects,
 } from '../src/distributed/messages.js';
-import { LayoutRuns, SetLayout, binaryTree, coordinatorChildren, insertionRuns, treeDepth, warmUpRoundKernels } from '../src/distributed/tree.js';
+import { LayoutRuns, SetLayout, binaryTree, coordinatorChildren, insertionRuns, treeDepth } from '../src/distributed/tree.js';
 import { connectNats } from './net/nats.js';
 import { wasmVolume } from '../src/recon/wasmVolume.js';
 import { AbortedError, DataPlane, RoundReceiver, receiveSubtree, touchPages } from './net/dataPlane.js';
@@ -258,15 +258,15 @@ export class Coordinator {
     const networked = !this.ledger.allCommitted();
     let pool: FinalisationPool | null = null;
     // While the workers back-project: the finalisation threads start up, the round's sums are
-    // paged in, its kernels warmed up and the insertion sphere's pieces listed (not at the start of
-    // the first round: 10 ms at box 128). Steps, so that the caller can run them on separate
-    // turns of the event loop (see workReply).
+    // paged in and the insertion sphere's pieces listed (not at the start of the first round:
+    // 10 ms at box 128). Steps, so that the caller can run them on separate turns of the event
+    // loop (see workReply). (The round's kernels are not run beforehand to have V8 optimise them:
+    // on the bench that took more CPU from the workers than the cold first round loses.)
     const beforeWork: (() => void)[] = [
       () => {
         if (!pool && mem.finaliseThreads > 0) pool = new FinalisationPool(mem.finaliseThreads, { warmUp: worthWarmingUp(s, networked) });
       },
       () => networked && this.prepareRoundSums(),
-      () => networked && warmUpRoundKernels(),
       () => {
         if (networked) this.insertion ??= insertionRuns(s, this.halves);
       },

@@ -28,7 +28,7 @@ import {
   subjects,
   Subjects,
 } from '../src/distributed/messages.js';
-import { LayoutRuns, SetLayout, insertionRuns, warmUpRoundKernels } from '../src/distributed/tree.js';
+import { LayoutRuns, SetLayout, insertionRuns } from '../src/distributed/tree.js';
 import { clearRuns } from '../src/recon/insertion.js';
 import { connectNats } from '../coordinator/net/nats.js';
 import { AbortedError, DataPlane, sendSubtree } from '../coordinator/net/dataPlane.js';
@@ -708,10 +708,9 @@ export class WorkerProcess {
 
   /**
    * Once a lane computes (not on the way to the join, nor in the round): the insertion sphere's
-   * pieces for this run's box, and the round's kernels warmed up (warmUpRoundKernels).
+   * pieces for this run's box.
    */
   private prepareForRounds(): void {
-    warmUpRoundKernels();
     if (this.info) this.insertionFor(this.info.kernel.s, this.info.halves);
   }
 

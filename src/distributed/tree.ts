@@ -8,7 +8,7 @@
  * one level less than a tree whose root worker forwards everything, and, with two workers, no
  * worker-to-worker hop at all.)
  */
-import { LayoutRuns, insertionRuns } from '../recon/insertion.js';
+import type { LayoutRuns } from '../recon/insertion.js';
 
 // The pieces the back-projection can write (recon/insertion.ts) are what a round moves.
 export { insertionRadius, insertionRuns } from '../recon/insertion.js';
@@ -167,34 +167,4 @@ export class SetLayout {
 
 export function addSegment(dst: Float64Array, src: Float64Array): void {
   for (let i = 0; i < dst.length; i++) dst[i] += src[i];
-}
-
-/**
- * Runs the round's packing kernels (pieces, copyOut, addOut, sumIn) a few times on a small
- * volume set, so that V8 has optimised them before the one round of a short run: the first round
- * of fresh processes otherwise runs them cold (measured: 80 ms against 46–51 ms warm in
- * bench/transfer.js). About 5 ms warm, 18 ms in a fresh process. Once per process.
- */
-let roundKernelsWarm = false;
-export function warmUpRoundKernels(): void {
-  if (roundKernelsWarm) return;
-  roundKernelsWarm = true;
-  const s = 24;
-  const sh = (s >> 1) + 1;
-  const lengths = [2 * sh * s * s, sh * s * s, 2 * sh * s * s, sh * s * s];
-  const arrays = lengths.map((n) => new Float64Array(n).fill(1));
-  const out = lengths.map((n) => new Float64Array(n));
-  const layout = new SetLayout(lengths, 1024, insertionRuns(s, 2));
-  const seg = new Float64Array(1024);
-  for (let rep = 0; rep < 20; rep++) {
-    for (let k = 0; k < layout.segments; k++) {
-      const v = seg.subarray(0, layout.segmentLength(k));
-      layout.copyOut(arrays, k, v);
-      layout.addOut(arrays, k, v);
-      layout.sumIn(out, arrays, k, v);
-      layout.sum2In(out, arrays, k, v, v);
-      layout.sum2In(out, null, k, v, v);
-      layout.copyIn(out, k, v);
-    }
-  }
 }
