@@ -12,7 +12,7 @@ import { pearson } from '../src/analysis/fsc.js';
 import { readMrc } from '../src/formats/mrc.js';
 import { simulateDataset } from '../src/simulate/dataset.js';
 import { SIM_DEFAULTS } from '../src/simulate/params.js';
-import { CLI, runCli } from './helpers/paths.js';
+import { CLI, CONFORMANCE, runCli } from './helpers/paths.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-resume-'));
 const data = path.join(tmp, 'data');
@@ -94,5 +94,35 @@ describe('resume after SIGKILL', () => {
       const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
       expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
     }
+  });
+});
+
+describe('resume refused', () => {
+  it('when a tilt-series STAR file changed after the checkpoint (its CTF went into the sums)', () => {
+    const V1 = path.join(CONFORMANCE, 'V1');
+    const copy = path.join(tmp, 'V1-edited');
+    fs.mkdirSync(path.join(copy, 'tilt_series'), { recursive: true });
+    for (const f of ['optimisation_set.star', 'particles.star', 'motion.star', 'tomograms.star']) fs.symlinkSync(path.join(V1, f), path.join(copy, f));
+    for (const ts of ['TS_01', 'TS_02']) {
+      fs.symlinkSync(path.join(V1, 'tilt_series', `${ts}.mrcs`), path.join(copy, 'tilt_series', `${ts}.mrcs`));
+      fs.copyFileSync(path.join(V1, 'tilt_series', `${ts}.star`), path.join(copy, 'tilt_series', `${ts}.star`));
+    }
+    const args = ['reconstruct', '--i', 'optimisation_set.star', '--b', '32', '--j_out', '1', '--j_in', '1', '--o', path.join(tmp, 'edited-out')];
+    const first = runCli([...args, '--no_recon'], copy);
+    expect(first.status, first.stderr).toBe(0);
+    // Unchanged inputs: the checkpoint is taken.
+    const same = runCli([...args, '--no_recon', '--only_do_unfinished'], copy);
+    expect(same.status, same.stderr).toBe(0);
+    expect(same.stderr).toContain('resuming: 2 of 2 tomograms already done');
+    // A new defocus for the first tilt of TS_02 (as after CTF refinement).
+    const ts = path.join(copy, 'tilt_series', 'TS_02.star');
+    const text = fs.readFileSync(ts, 'utf8');
+    const edited = text.replace(/^(\d+@\S+(?:\s+\S+){4}\s+)(\d+)\./m, (_, head: string, d: string) => `${head}${Number(d) + 100}.`);
+    expect(edited).not.toBe(text);
+    fs.writeFileSync(ts, edited);
+    const resumed = runCli([...args, '--only_do_unfinished'], copy);
+    expect(resumed.status).not.toBe(0);
+    expect(resumed.stderr).toContain('was made with other options or input files');
+    expect(resumed.stderr).not.toMatch(/\n\s+at /);
   });
 });

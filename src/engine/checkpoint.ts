@@ -25,7 +25,8 @@ export function checkpointPath(outDir: string): string {
 
 /** What the sums depend on: accumulation options and the identity (size, mtime) of every input file. */
 export function runFingerprint(o: ReconstructOptions, plan: RunPlan): string {
-  const files = new Set<string>([plan.tomograms.source, plan.particles.source]);
+  // The tilt-series STAR files too: their per-tilt CTF and geometry go into the sums.
+  const files = new Set<string>([...plan.tomograms.files, plan.particles.source]);
   if (plan.trajectories) files.add(plan.trajectories.source);
   for (const w of plan.work) for (const f of w.tomogram.frames) files.add(f.path);
   const stamps = [...files].sort().map((f) => {

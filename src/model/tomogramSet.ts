@@ -45,6 +45,8 @@ export interface Tomogram {
 
 export interface TomogramSet {
   source: string;
+  /** Every file the set was read from: `source` and, in RELION 5's layout, the tilt-series STAR files. */
+  files: string[];
   tomograms: Tomogram[];
   byName: Map<string, Tomogram>;
 }
@@ -68,6 +70,7 @@ export function readTomogramSet(file: string): TomogramSet {
   }
   const tomograms: Tomogram[] = [];
   const byName = new Map<string, Tomogram>();
+  const files = new Set<string>([file]);
   for (let t = 0; t < g.rowCount; t++) {
     const name = g.str(t, 'rlnTomoName');
     if (byName.has(name)) {
@@ -84,6 +87,7 @@ export function readTomogramSet(file: string): TomogramSet {
       }
       tilt = b;
       tiltSource = tsFile;
+      files.add(tsFile);
     } else {
       const b = blocks[t + 1];
       if (!b || b.name !== name) {
@@ -98,7 +102,7 @@ export function readTomogramSet(file: string): TomogramSet {
     tomograms.push(tomo);
     byName.set(name, tomo);
   }
-  return { source: file, tomograms, byName };
+  return { source: file, files: [...files], tomograms, byName };
 }
 
 function loadTomogram(
