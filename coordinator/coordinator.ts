@@ -6,7 +6,7 @@
  * the maps with the local engine's functions.
  */
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { TomoError, isTomoError } from '../src/errors.js';
 import { writeFileAtomic } from '../src/formats/atomicWrite.js';
@@ -623,6 +623,7 @@ export class Coordinator {
     return {
       runId: this.c.runId,
       epoch: this.epoch,
+      plan: createHash('sha256').update(this.fingerprint).digest('hex').slice(0, 16),
       kernel: p.kernel,
       hasHalfSets: p.hasHalfSets,
       halves: this.halves,

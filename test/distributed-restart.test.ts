@@ -3,7 +3,9 @@
  * restarted with the same command resumes from its checkpoint (the workers rejoin on their own)
  * and finishes with the maps of a clean run without redoing the committed chunks; and the root
  * of the reduction tree killed during a commit round: the round is aborted, the others keep
- * their sums, the lost worker's chunks are redone and the next round commits everything once.
+ * their sums, the lost worker's chunks are redone and the next round commits everything once;
+ * and a coordinator restarted under the same run id on other inputs: the workers drop what they
+ * cached for the first (tomogram tables, frames) and the maps are those of the new inputs.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -69,6 +71,8 @@ describe('coordinator restart', () => {
     expect(ended.code, second.stderr).toBe(0);
     for (const w of workers) expect((await w.exit(20_000)).code, w.stderr).toBe(0);
     expect(second.count('resuming from the checkpoint')).toBe(1);
+    // The same plan: the workers kept their compute threads (and what they cached).
+    for (const w of workers) expect(w.count('the coordinator runs another plan (inputs or options changed): compute threads start again')).toBe(0);
 
     for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'merged_full.mrc', 'data_merged.mrc', 'weight_half1.mrc', 'weight_merged.mrc']) {
       const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
@@ -134,5 +138,47 @@ describe('coordinator restart', () => {
       expect(c.committed.worker).not.toBe(participants[0]);
     }
     expect(rep.totals.committedParticles).toBe(48);
+  });
+
+  it('does not let workers reuse what they cached for a coordinator restarted on other inputs under the same run id', async () => {
+    // V1 with every tilt's defocus 0.5 µm larger: the same run shape (box, frames, halves), so
+    // the workers keep their compute threads, but every tilt's CTF differs.
+    const mod = path.join(tmp, 'V1-defocus');
+    fs.mkdirSync(path.join(mod, 'tilt_series'), { recursive: true });
+    for (const f of ['optimisation_set.star', 'particles.star', 'motion.star', 'tomograms.star']) fs.symlinkSync(path.join(V1, f), path.join(mod, f));
+    for (const ts of ['TS_01', 'TS_02']) {
+      fs.symlinkSync(path.join(V1, 'tilt_series', `${ts}.mrcs`), path.join(mod, 'tilt_series', `${ts}.mrcs`));
+      const lines = fs.readFileSync(path.join(V1, 'tilt_series', `${ts}.star`), 'utf8').split('\n');
+      // Columns 6 and 7: rlnDefocusU, rlnDefocusV (Å).
+      const moved = lines.map((l) => (/^\d+@/.test(l) ? l.trim().split(/\s+/).map((v, i) => (i === 5 || i === 6 ? (Number(v) + 5000).toFixed(6) : v)).join(' ') : l));
+      expect(moved.filter((l, i) => l !== lines[i]).length).toBeGreaterThan(10);
+      fs.writeFileSync(path.join(mod, 'tilt_series', `${ts}.star`), moved.join('\n'));
+    }
+    const clean = path.join(tmp, 'clean-defocus');
+    const res = runCli(['reconstruct', ...ARGS, '--o', clean], mod);
+    expect(res.status, res.stderr).toBe(0);
+
+    const runId = `inputs-${process.pid}`;
+    const cmd = (dir: string): string[] => ['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '3', ...ARGS, '--o', dir];
+    const first = procs.cli(cmd(path.join(tmp, 'inputs-V1')), V1);
+    const env = { TOMORECON_TEST_CHUNK_DELAY_MS: '150' };
+    const workers = [0, 1].map(() => procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId, '--threads', '1'], tmp, env));
+    // Both workers have back-projected chunks of V1 (and hold its tomograms' tables) when the
+    // coordinator dies.
+    await first.waitFor((c) => c.count('chunk assigned') >= 8, 30_000, 'eight chunks assigned');
+    await sleep(400);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const out = path.join(tmp, 'inputs-defocus');
+    const second = procs.cli(cmd(out), mod);
+    const ended = await second.exit(60_000);
+    expect(ended.code, second.stderr).toBe(0);
+    for (const w of workers) expect((await w.exit(20_000)).code, w.stderr).toBe(0);
+    for (const w of workers) expect(w.count('the coordinator runs another plan (inputs or options changed): compute threads start again')).toBe(1);
+    for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_merged.mrc', 'weight_merged.mrc']) {
+      const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
+      expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
+    }
   });
 });

@@ -306,9 +306,15 @@ export class WorkerProcess {
   }
 
   private setup(info: RunInfo): void {
+    // The compute threads are kept for a coordinator that restarted on the same plan (they hold
+    // its tomograms' tables and frames by work index); for another plan, even of the same shape,
+    // they are started again.
     const shape = (i: RunInfo): string =>
-      JSON.stringify([i.kernel, i.halves, i.maxFrames, i.maxFramePixels, i.maxChunkRecordDoubles, i.segmentDoubles, i.window]);
+      JSON.stringify([i.plan, i.kernel, i.halves, i.maxFrames, i.maxFramePixels, i.maxChunkRecordDoubles, i.segmentDoubles, i.window]);
     const same = this.info !== null && shape(this.info) === shape(info);
+    if (this.info !== null && !same && this.lanes.length > 0) {
+      this.log.info('the coordinator runs another plan (inputs or options changed): compute threads start again', { plan: info.plan, before: this.info.plan });
+    }
     this.info = info;
     this.seq = 0;
     if (same && this.lanes.length > 0) return;

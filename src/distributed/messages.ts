@@ -36,6 +36,12 @@ export function subjects(runId: string): Subjects {
 export interface RunInfo {
   runId: string;
   epoch: string;
+  /**
+   * Digest of what the run is made of (options, the identity of every input file, the chunks):
+   * a coordinator restarted under the same run id on other inputs has another. A worker's
+   * compute threads keep tomograms' tables and frames by work index, valid only within one plan.
+   */
+  plan: string;
   kernel: KernelOptions;
   hasHalfSets: boolean;
   /** Accumulator pairs in a volume set: 2 with half sets, else 1. */
