@@ -120,6 +120,33 @@ describe('STAR: dialect details', () => {
     expect(new StarTable(blocks[2]).int(0, 'z')).toBe(1);
   });
 
+  it('rows whose first value starts with data_ or loop_ (movies in data_raw/) are rows; a bare header still ends a loop', () => {
+    const text = [
+      'data_TS_01',
+      'loop_',
+      '_rlnMicrographMovieName #1',
+      '_rlnTomoNominalStageTiltAngle #2',
+      'frames/TS_01_001.eer 0.0',
+      'data_raw/TS_01_002.eer 3.0',
+      'loop_x/TS_01_003.eer -3.0',
+      'data_raw/TS_01_004.eer 6.0',
+      'data_next',
+      'loop_',
+      '_a #1',
+      '_b #2',
+      '1 2',
+      'loop_',
+      '_c #1',
+      '_d #2',
+      '3 4',
+    ].join('\n');
+    const blocks = parseStar(text, 'mem.star');
+    expect(blocks.map((b) => b.name)).toEqual(['TS_01', 'next']);
+    expect(blocks[0].rows.map((r) => r[0])).toEqual(['frames/TS_01_001.eer', 'data_raw/TS_01_002.eer', 'loop_x/TS_01_003.eer', 'data_raw/TS_01_004.eer']);
+    expect(blocks[0].rowLines).toEqual([5, 6, 7, 8]);
+    expect(blocks[1].rows).toEqual([['1', '2']]);
+  });
+
   it('empty loop and empty block', () => {
     const blocks = parseStar('data_a\nloop_\n_x #1\n_y #2\n\ndata_b\n\ndata_c\n_k v\n', 'mem.star');
     expect(blocks.map((b) => [b.name, b.kind, b.labels.length, b.rows.length])).toEqual([

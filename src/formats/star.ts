@@ -110,22 +110,32 @@ export function parseStar(text: string, source: string): StarBlock[] {
     if (start.startsWith('loop_')) {
       i++;
       // Header: labels, with blank and comment lines allowed in between.
+      let blankAfterLabels = false;
       for (; i < n; i++) {
         const t = trimmed(i);
-        if (t === '' || t[0] === '#' || t[0] === ';') continue;
+        if (t === '' || t[0] === '#' || t[0] === ';') {
+          if (t === '' && block.labels.length > 0) blankAfterLabels = true;
+          continue;
+        }
         if (t[0] !== '_') break;
         addLabel(labelOf(t), i + 1);
       }
-      // Rows: until a blank line, EOF, or the next block/table.
+      // Rows: until a blank line (as RELION), EOF, or the next block or table where the blank line
+      // is missing. A row may begin with a value such as data_raw/TS_01_001.eer, so with several
+      // labels a data_/loop_ line is a header only when it is one token, or when it follows the
+      // labels after a blank line (an empty table); a one-label loop cannot tell, so there it is.
       for (; i < n; i++) {
         const t = trimmed(i);
-        if (t === '' || t.startsWith('data_') || t.startsWith('loop_')) break;
+        if (t === '') break;
         if (t[0] === '#') continue;
         const lineNo = i + 1;
+        const header = t.startsWith('data_') || t.startsWith('loop_');
+        if (header && (block.labels.length <= 1 || (block.rows.length === 0 && blankAfterLabels))) break;
         if (block.labels.length === 0) {
           throw new TomoError(`${source} line ${lineNo}: block ${blockName}: loop_ has no _labels before its first row`);
         }
         const values = tokenize(lines[i], () => `${source} line ${lineNo}: block ${blockName}`);
+        if (header && values.length === 1) break;
         if (values.length !== block.labels.length) {
           throw new TomoError(
             `${source} line ${lineNo}: block ${blockName}: expected ${block.labels.length} values (one per label), found ${values.length}`,
