@@ -217,7 +217,8 @@ export class Coordinator {
     const symmetric = !/^[cC]1$/.test(o.sym) || o.nrHelicalAsu > 1;
     const mem = planCoordinatorMemory(s, plan.hasHalfSets, symmetric, o.mem, o.j, this.segmentDoubles, WINDOW);
     this.wasmSums = mem.finaliseThreads > 0;
-    prepareOutputDir(o.o);
+    const stale = prepareOutputDir(o.o);
+    if (stale > 0) this.log.info('removed temporary files that an interrupted run left', { count: stale, dir: o.o });
     this.chunkSize = this.c.chunkSize || defaultChunkSize(plan.totalParticles);
     this.chunks = planChunks(plan.work, this.chunkSize);
     this.fingerprint = JSON.stringify({ run: runFingerprint(o, plan), chunkSize: this.chunkSize, chunks: chunkPlanDigest(this.chunks) });

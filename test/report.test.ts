@@ -379,6 +379,20 @@ describe('run report without half maps', () => {
     }
   });
 
+  it('ignores half maps of an earlier run when this run wrote none (no half sets)', () => {
+    for (const present of [['half1.mrc', 'half2.mrc', 'merged.mrc'], ['half1.mrc', 'merged.mrc']]) {
+      const dir = tempDirWith(present);
+      try {
+        fs.writeFileSync(path.join(dir, 'fsc.json'), '{"stale":true}');
+        const r = writeRunReport(dir, undefined, { halfMaps: false });
+        expect(r).toEqual({ fscJson: null, fscStar: null, png: path.join(dir, 'report.png'), resolution0143: null });
+        expect(fs.existsSync(path.join(dir, 'fsc.json'))).toBe(false);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('fails with a TomoError when only one half map exists', () => {
     const dir = tempDirWith(['half1.mrc', 'merged.mrc']);
     try {

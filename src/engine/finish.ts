@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TomoError } from '../errors.js';
-import { writeFileAtomic } from '../formats/atomicWrite.js';
+import { removeStaleTempFiles, writeFileAtomic } from '../formats/atomicWrite.js';
 import { compareSpectra, type FscComparison, type MapSpectrum } from '../analysis/fsc.js';
 import { symmetryOps } from '../geometry/symmetry.js';
 import { Accumulator } from '../recon/backproject.js';
@@ -19,13 +19,18 @@ import { PhaseTimes } from './phases.js';
 import { RunPlan } from './plan.js';
 import { symmetriseHalves } from './symmetry.js';
 
-export function prepareOutputDir(dir: string): void {
+/**
+ * Creates <dir>/temp if needed and checks that dir is writable; removes the temporary files an
+ * interrupted run left in both (returns how many).
+ */
+export function prepareOutputDir(dir: string): number {
   try {
     fs.mkdirSync(path.join(dir, 'temp'), { recursive: true });
     fs.accessSync(dir, fs.constants.W_OK);
   } catch (e) {
     throw new TomoError(`cannot create or write the output directory ${dir}: ${(e as Error).message}`);
   }
+  return removeStaleTempFiles(dir) + removeStaleTempFiles(path.join(dir, 'temp'));
 }
 
 export interface FinishOptions {
@@ -65,10 +70,16 @@ export async function finishRun(
     const s = plan.kernel.s;
     // The checkpoint holds the sums as accumulated; symmetrisation leaves them as they are. Timed
     // as 'checkpoints' although, with a pool, it overlaps the finalisation of the merged map.
-    const saveSums = f.saveSums && ((): void | Promise<void> => f.phases.time('checkpoints', f.saveSums!));
-    const symmetrised = await f.phases.timeAsync('symmetrisation', () => symmetriseHalves(halves, s, ops, f.symmetryThreads, plan.hasHalfSets, f.pool));
-    if (symmetrised !== halves) collectGarbage(); // the shared copies of the sums
-    const finalise = { s, crop: o.crop, taper: o.taper, snr: o.snr, pixelSize: plan.outputPixelSize, outDir: o.o };
+    let saveSums = f.saveSums && ((): void | Promise<void> => f.phases.time('checkpoints', f.saveSums!));
+    // With symmetry, written before symmetrising (seconds to minutes for large groups at large
+    // boxes), so that a run stopped meanwhile resumes without back-projecting again; its fsync
+    // and rename overlap the symmetrisation. Awaited before the checkpoint is removed.
+    let saved: Promise<void> | undefined;
+    if (saveSums && ops.length > 0) {
+      saved = Promise.resolve(saveSums());
+      saved.catch(() => {}); // awaited below
+      saveSums = undefined;
+    }
     // The half-map FSC starts as soon as a half map is written: its spectrum, on a free pool
     // thread, each half map's as it comes (the two halves usually end together, on the two
     // threads); this thread compares them once both are here (they come over, not copied).
@@ -80,15 +91,26 @@ export async function finishRun(
       spectrum.catch(() => {}); // awaited below; must not be unhandled before
       spectra[tag] = spectrum;
     };
-    // Sums as accumulated are zero outside the insertion sphere; symmetrised ones may not be.
-    const sphere = symmetrised === halves ? insertionRuns(s, 1) : undefined;
-    await f.phases.timeAsync('finalisation', () => writeOutputs(symmetrised, plan.hasHalfSets, finalise, f.pool, { saveSums, onWritten, sphere }));
+    try {
+      const symmetrised = await f.phases.timeAsync('symmetrisation', () => symmetriseHalves(halves, s, ops, f.symmetryThreads, plan.hasHalfSets, f.pool));
+      if (symmetrised !== halves) collectGarbage(); // the shared copies of the sums
+      const finalise = { s, crop: o.crop, taper: o.taper, snr: o.snr, pixelSize: plan.outputPixelSize, outDir: o.o };
+      // Sums as accumulated are zero outside the insertion sphere; symmetrised ones may not be.
+      const sphere = symmetrised === halves ? insertionRuns(s, 1) : undefined;
+      await f.phases.timeAsync('finalisation', () => writeOutputs(symmetrised, plan.hasHalfSets, finalise, f.pool, { saveSums, onWritten, sphere }));
+    } catch (e) {
+      // The checkpoint written before symmetrising is put in place even so: a resume starts there.
+      await saved?.catch(() => {});
+      throw e;
+    }
+    if (saved) await f.phases.timeAsync('checkpoints', () => saved!);
     // The maps are complete; the sums are no longer needed (with --no_recon they are kept to resume).
     fs.rmSync(f.checkpointFile, { force: true });
     const { half1, half2 } = spectra;
     const half: FscComparison | undefined =
       half1 && half2 ? await f.phases.timeAsync('report', async () => compareSpectra(await half1, await half2)) : undefined;
-    resolution = f.phases.time('report', () => writeRunReport(o.o, half)).resolution0143;
+    // Without half sets no half maps were written: any in o.o are an earlier run's.
+    resolution = f.phases.time('report', () => writeRunReport(o.o, half, { halfMaps: plan.hasHalfSets })).resolution0143;
     if (resolution !== null) f.log(`half-map FSC 0.143: ${resolution.toFixed(2)} Å (fsc.json, fsc.star, report.png)`);
   }
   // Written last, so that a run that fails leaves the previous run's note.txt as it was.

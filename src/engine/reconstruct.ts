@@ -38,7 +38,8 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
       `${mem.threads || 1} thread(s), estimated peak memory ${(mem.totalBytes / 1024 ** 2).toFixed(0)} MiB, ` +
       `insertion in ${mem.threads > 0 && wasmArenaPossible(threadArenaBytes(plan.kernel)) ? 'WebAssembly' : 'JavaScript'}`,
   );
-  prepareOutputDir(o.o);
+  const stale = prepareOutputDir(o.o);
+  if (stale > 0) log(`removed ${stale} temporary file(s) that an interrupted run left in ${o.o}`);
   const ckptFile = checkpointPath(o.o);
   const fingerprint = runFingerprint(o, plan);
   // With a finalisation pool, the data sums live where its threads' WebAssembly FFT works in place.

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TomoError } from '../errors.js';
-import { writeFileAtomic, writeFileAtomicDeferred } from '../formats/atomicWrite.js';
+import { fsReason, writeFileAtomic, writeFileAtomicDeferred } from '../formats/atomicWrite.js';
 import { Accumulator } from '../recon/backproject.js';
 import { wasmVolume } from '../recon/wasmVolume.js';
 
@@ -48,13 +48,23 @@ export function writeSumsFileDeferred(file: string, magic: string, meta: unknown
 export function readSumsFile<M>(file: string, magic: string, s: number, wasmData = false): { meta: M; halves: [Accumulator, Accumulator] } | null {
   if (!fs.existsSync(file)) return null;
   const bad = (why: string): TomoError => new TomoError(`checkpoint ${file} is damaged (${why}); delete it to start again`);
-  const fd = fs.openSync(file, 'r');
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new TomoError(`cannot read the checkpoint ${file}: ${fsReason(e)}`);
+  }
   try {
     const size = fs.fstatSync(fd).size;
     const read = (target: Uint8Array, pos: number): void => {
       let done = 0;
       while (done < target.length) {
-        const n = fs.readSync(fd, target, done, Math.min(1 << 30, target.length - done), pos + done);
+        let n: number;
+        try {
+          n = fs.readSync(fd, target, done, Math.min(1 << 30, target.length - done), pos + done);
+        } catch (e) {
+          throw new TomoError(`cannot read the checkpoint ${file}: ${fsReason(e)}`);
+        }
         if (n === 0) throw bad('truncated');
         done += n;
       }

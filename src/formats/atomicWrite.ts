@@ -14,6 +14,45 @@ export function fsReason(e: unknown): string {
   return m ? `${m[2]} (${m[1]})` : msg;
 }
 
+/** TempFile's names: .<target>.tmp-<pid>-<12 hex digits>. */
+const TEMP_NAME = /^\..+\.tmp-(\d+)-[0-9a-f]{12}$/;
+
+/**
+ * Removes the temporary files in `dir` that a killed process left (it never got to rename or
+ * remove them; at box 128 a checkpoint's is 51 MiB): those whose process no longer runs on this
+ * host. Returns how many were removed.
+ */
+export function removeStaleTempFiles(dir: string): number {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m || processRuns(Number(m[1]))) continue;
+    try {
+      fs.unlinkSync(path.join(dir, name));
+      removed++;
+    } catch {
+      /* gone meanwhile, or not ours to remove: left as it is */
+    }
+  }
+  return removed;
+}
+
+function processRuns(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** A temporary file being written next to its target (same filesystem, so rename is atomic). */
 class TempFile {
   readonly tmp: string;

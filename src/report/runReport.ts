@@ -381,16 +381,18 @@ function removeStale(file: string): void {
  * Throws a TomoError if merged.mrc is missing or only one of the half maps exists.
  * `halfMapFsc`: the FSC of half1.mrc and half2.mrc when the caller has it already (the
  * finalisation pool computes it as soon as the half maps are written); computed here otherwise.
+ * `halfMaps: false`: the run wrote no half maps (no half sets), so any in outDir are an earlier
+ * run's: no FSC (and the old fsc.json/fsc.star go).
  */
-export function writeRunReport(outDir: string, halfMapFsc?: FscComparison): RunReportResult {
+export function writeRunReport(outDir: string, halfMapFsc?: FscComparison, { halfMaps = true }: { halfMaps?: boolean } = {}): RunReportResult {
   const mergedPath = path.join(outDir, MERGED);
   const half1 = path.join(outDir, HALF1);
   const half2 = path.join(outDir, HALF2);
   if (!fs.existsSync(mergedPath)) {
     throw new TomoError(`run report: ${mergedPath} does not exist (the report needs the merged map)`);
   }
-  const has1 = fs.existsSync(half1);
-  const has2 = fs.existsSync(half2);
+  const has1 = halfMaps && fs.existsSync(half1);
+  const has2 = halfMaps && fs.existsSync(half2);
   if (has1 !== has2) {
     throw new TomoError(`run report: ${has1 ? half1 : half2} exists but ${has1 ? half2 : half1} does not; the half-map FSC needs both`);
   }
