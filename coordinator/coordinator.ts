@@ -280,8 +280,9 @@ export class Coordinator {
       for (const step of beforeWork) step();
       this.observePhase('backprojection', tb);
       // The last round's checkpoint (not written by finishRound) is written by finishRun, meanwhile.
-      // As the local engine (--checkpoint_interval): not worth writing after a short run.
-      const worth = (Date.now() - this.lastCheckpointAt) / 1000 >= o.checkpointInterval;
+      // As the local engine (--checkpoint_interval): not worth writing after a short run; with
+      // --no_recon always (the sums are the result).
+      const worth = o.noRecon || (Date.now() - this.lastCheckpointAt) / 1000 >= o.checkpointInterval;
       await this.finalise(t0, pool, ckptFile, networked && !o.noBackup && worth);
     } finally {
       await (pool as FinalisationPool | null)?.close();
@@ -297,11 +298,15 @@ export class Coordinator {
     this.writeReport('finalising');
     // The local engine's end of a run: symmetrise, maps, checkpoint removal, report, note.txt.
     const phases = new PhaseTimes();
+    const save = (): Promise<void> => writeDistributedCheckpointDeferred(ckptFile, this.checkpointMeta(), this.committed);
+    // With --no_recon the sums are the result: written here (finishRun makes no maps to write
+    // them beside), for a later run to finalise from.
+    if (o.noRecon && saveSums) await phases.timeAsync('checkpoints', save);
     await finishRun(o, plan, this.committed, {
       symmetryThreads: o.j,
       pool,
       checkpointFile: ckptFile,
-      saveSums: saveSums ? () => writeDistributedCheckpointDeferred(ckptFile, this.checkpointMeta(), this.committed) : undefined,
+      saveSums: saveSums && !o.noRecon ? save : undefined,
       phases,
       log: (line: string) => this.log.info(line),
     });
@@ -1033,7 +1038,14 @@ export class Coordinator {
     });
     this.broadcast({ type: 'wake' });
     this.receiveRound(round).then(
-      (contrib) => this.finishRound(round, contrib),
+      (contrib) => {
+        // E.g. its checkpoint cannot be written (disk full): the run fails, reported as any failure.
+        try {
+          this.finishRound(round, contrib);
+        } catch (e) {
+          this.fail(e as Error);
+        }
+      },
       (e) => {
         if (!(e instanceof AbortedError)) this.abortRound(round, (e as Error).message);
       },

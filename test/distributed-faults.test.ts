@@ -123,3 +123,26 @@ describe('distributed runner under faults', () => {
     expectExactlyOnce(report);
   });
 });
+
+describe('a worker whose chunk outlasts --coordinator-timeout', () => {
+  it('waits out a coordinator that stops answering for less than the timeout after the chunk', async () => {
+    const out = path.join(tmp, 'patient');
+    const runId = `patient-${process.pid}`;
+    // One chunk of 6 s; the worker asks nothing meanwhile. The coordinator is stopped from 5 s to
+    // 10 s after handing it out: the worker's request at ~6 s times out at ~9 s, 3 s after it was
+    // asked (< 5 s), and its retry is answered once the coordinator runs again.
+    const coordinator = procs.cli(['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '48', '--heartbeat-timeout', '30', ...ARGS, '--o', out], V1);
+    const worker = procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId, '--threads', '1', '--coordinator-timeout', '5'], tmp, { TOMORECON_TEST_CHUNK_DELAY_MS: '6000' });
+    await coordinator.waitFor((c) => c.count('chunk assigned') === 1, 30_000, 'the chunk handed out');
+    await sleep(5000);
+    coordinator.child.kill('SIGSTOP');
+    await sleep(5000);
+    coordinator.child.kill('SIGCONT');
+    // (Before, the worker gave up at ~9 s and the coordinator then waited for workers.)
+    expect((await worker.exit(40_000)).code, worker.stderr).toBe(0);
+    expect((await coordinator.exit(20_000)).code, coordinator.stderr).toBe(0);
+    // It did find the coordinator silent (the scenario happened), and carried on.
+    expect(worker.count('coordinator not reachable; retrying')).toBeGreaterThanOrEqual(1);
+    expectSameMaps(out);
+  }, 60_000);
+});

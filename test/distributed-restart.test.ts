@@ -14,6 +14,7 @@ import { pearson } from '../src/analysis/fsc.js';
 import { readMrc } from '../src/formats/mrc.js';
 import { CONFORMANCE, runCli } from './helpers/paths.js';
 import { sleep, natsTestBed } from './helpers/nats.js';
+import { v1WithLargerDefocus, v1WithoutHalfSets } from './helpers/variants.js';
 
 const V1 = path.join(CONFORMANCE, 'V1');
 const ARGS = ['--i', 'optimisation_set.star', '--b', '64', '--crop', '48'];
@@ -140,27 +141,21 @@ describe('coordinator restart', () => {
     expect(rep.totals.committedParticles).toBe(48);
   });
 
-  it('does not let workers reuse what they cached for a coordinator restarted on other inputs under the same run id', async () => {
-    // V1 with every tilt's defocus 0.5 µm larger: the same run shape (box, frames, halves), so
-    // the workers keep their compute threads, but every tilt's CTF differs.
-    const mod = path.join(tmp, 'V1-defocus');
-    fs.mkdirSync(path.join(mod, 'tilt_series'), { recursive: true });
-    for (const f of ['optimisation_set.star', 'particles.star', 'motion.star', 'tomograms.star']) fs.symlinkSync(path.join(V1, f), path.join(mod, f));
-    for (const ts of ['TS_01', 'TS_02']) {
-      fs.symlinkSync(path.join(V1, 'tilt_series', `${ts}.mrcs`), path.join(mod, 'tilt_series', `${ts}.mrcs`));
-      const lines = fs.readFileSync(path.join(V1, 'tilt_series', `${ts}.star`), 'utf8').split('\n');
-      // Columns 6 and 7: rlnDefocusU, rlnDefocusV (Å).
-      const moved = lines.map((l) => (/^\d+@/.test(l) ? l.trim().split(/\s+/).map((v, i) => (i === 5 || i === 6 ? (Number(v) + 5000).toFixed(6) : v)).join(' ') : l));
-      expect(moved.filter((l, i) => l !== lines[i]).length).toBeGreaterThan(10);
-      fs.writeFileSync(path.join(mod, 'tilt_series', `${ts}.star`), moved.join('\n'));
-    }
-    const clean = path.join(tmp, 'clean-defocus');
+  it.each([
+    ['every defocus 0.5 µm larger', 'defocus', (dir: string) => v1WithLargerDefocus(dir, 5000), ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_merged.mrc', 'weight_merged.mrc']],
+    ['no half sets', 'nohalves', v1WithoutHalfSets, ['merged.mrc', 'data_merged.mrc', 'weight_merged.mrc']],
+  ] as const)('does not let workers reuse what they cached for a coordinator restarted under the same run id on other inputs (%s)', async (_, tag, make, files) => {
+    // The same run shape (box, frames), so the workers keep their processes, but what they
+    // cached for the first coordinator's plan does not hold for the second's.
+    const mod = path.join(tmp, `V1-${tag}`);
+    make(mod);
+    const clean = path.join(tmp, `clean-${tag}`);
     const res = runCli(['reconstruct', ...ARGS, '--o', clean], mod);
     expect(res.status, res.stderr).toBe(0);
 
-    const runId = `inputs-${process.pid}`;
+    const runId = `inputs-${tag}-${process.pid}`;
     const cmd = (dir: string): string[] => ['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', '--heartbeat-timeout', '3', ...ARGS, '--o', dir];
-    const first = procs.cli(cmd(path.join(tmp, 'inputs-V1')), V1);
+    const first = procs.cli(cmd(path.join(tmp, `inputs-V1-${tag}`)), V1);
     const env = { TOMORECON_TEST_CHUNK_DELAY_MS: '150' };
     const workers = [0, 1].map(() => procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId, '--threads', '1'], tmp, env));
     // Both workers have back-projected chunks of V1 (and hold its tomograms' tables) when the
@@ -170,15 +165,62 @@ describe('coordinator restart', () => {
     first.child.kill('SIGKILL');
     await first.exited;
 
-    const out = path.join(tmp, 'inputs-defocus');
+    const out = path.join(tmp, `inputs-${tag}`);
     const second = procs.cli(cmd(out), mod);
     const ended = await second.exit(60_000);
     expect(ended.code, second.stderr).toBe(0);
     for (const w of workers) expect((await w.exit(20_000)).code, w.stderr).toBe(0);
     for (const w of workers) expect(w.count('the coordinator runs another plan (inputs or options changed): compute threads start again')).toBe(1);
+    for (const f of files) {
+      const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
+      expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
+    }
+  });
+
+  it('with --no_recon leaves the committed sums, from which a later coordinator makes the maps without workers', async () => {
+    const args = ['--i', 'optimisation_set.star', '--b', '48'];
+    const clean = path.join(tmp, 'clean-norecon');
+    const res = runCli(['reconstruct', ...args, '--o', clean], V1);
+    expect(res.status, res.stderr).toBe(0);
+
+    const out = path.join(tmp, 'norecon');
+    const runId = `norecon-${process.pid}`;
+    const coordinator = procs.cli(['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '4', ...args, '--no_recon', '--o', out], V1);
+    const worker = procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp);
+    expect((await coordinator.exit(60_000)).code, coordinator.stderr).toBe(0);
+    expect((await worker.exit(20_000)).code, worker.stderr).toBe(0);
+    expect(fs.existsSync(path.join(out, 'temp', 'tomorecon_distributed.ckpt'))).toBe(true);
+    expect(fs.existsSync(path.join(out, 'merged.mrc'))).toBe(false);
+
+    // The maps from those sums: no chunk left, so no worker is needed.
+    const maps = procs.cli(['coordinator', '--nats', bed.nats.url, '--run-id', `${runId}-maps`, '--chunk-size', '4', ...args, '--o', out], V1);
+    expect((await maps.exit(60_000)).code, maps.stderr).toBe(0);
+    expect(maps.count('every chunk is committed already; finalising')).toBe(1);
     for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_merged.mrc', 'weight_merged.mrc']) {
       const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
       expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
     }
+  });
+
+  it('fails with one clear message when a commit round cannot write its checkpoint', async () => {
+    const out = path.join(tmp, 'checkpoint-blocked');
+    const runId = `blocked-${process.pid}`;
+    const coordinator = procs.cli(
+      ['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', '--commit-interval', '0.5', '--i', 'optimisation_set.star', '--b', '48', '--o', out],
+      V1,
+    );
+    // Once the coordinator has looked for a checkpoint: a directory where the round's goes.
+    await coordinator.waitFor((c) => c.count('run planned') === 1, 30_000, 'the run planned');
+    fs.mkdirSync(path.join(out, 'temp', 'tomorecon_distributed.ckpt', 'in-the-way'), { recursive: true });
+    const worker = procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp, { TOMORECON_TEST_CHUNK_DELAY_MS: '200' });
+    const ended = await coordinator.exit(60_000);
+    expect(ended.code, coordinator.stderr).toBe(1);
+    const errors = coordinator.stderr.split('\n').filter((l) => l.startsWith('tomorecon: error:'));
+    expect(errors.length, coordinator.stderr).toBe(1);
+    expect(errors[0]).toContain('tomorecon_distributed.ckpt');
+    expect(coordinator.stderr).not.toMatch(/\n\s+at /);
+    expect((await worker.exit(20_000)).code).not.toBe(0);
+    expect(report(out)?.totals).toBeDefined();
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'distributed_report.json'), 'utf8')).status).toBe('failed');
   });
 });

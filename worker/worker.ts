@@ -105,8 +105,11 @@ export class WorkerProcess {
   private info: RunInfo | null = null;
   private mem: WorkerMemoryPlan | null = null;
   private lanes: Lane[] = [];
-  /** The pieces of the volume set a round moves, for the box of the last round (see ReducePlan.box). */
-  private insertion: { box: number; runs: LayoutRuns } | null = null;
+  /**
+   * The pieces of the volume set a round moves, for the box and number of half sets of the last
+   * round (see ReducePlan.box): a coordinator restarted on other inputs may change either.
+   */
+  private insertion: { box: number; halves: number; runs: LayoutRuns } | null = null;
   /** Compute threads started at launch, not yet given to a lane. */
   private spareThreads: Thread[] = [];
   private seq = 0;
@@ -130,7 +133,6 @@ export class WorkerProcess {
   private readonly wakeup = new Wakeup();
   /** The coordinator had no chunk to give ahead; not asked again until a thread finishes one. */
   private aheadDeclined = false;
-  private lastContact = Date.now();
   private unreachableLogged = false;
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly subs: Subscription[] = [];
@@ -245,20 +247,27 @@ export class WorkerProcess {
     return this.wakeup.sleep(ms);
   }
 
-  /** One request to the coordinator, retried (same sequence number) until it is answered. */
+  /**
+   * One request to the coordinator, retried (same sequence number) until it is answered; given up
+   * once the coordinator has not answered for --coordinator-timeout since the first unanswered
+   * attempt (not since the last answer: a worker asks nothing while its threads compute, and a
+   * chunk may take longer than the timeout).
+   */
   private async call(req: Request): Promise<Reply> {
     const payload = encode(req);
     let wait = 100;
+    let unansweredSince: number | null = null;
     for (;;) {
       if (this.fenced) return { type: 'fenced', reason: this.fenced };
+      const asked = Date.now();
       try {
         const msg = await this.nc!.request(this.subj.rpc, payload, { timeout: 3000 });
-        this.lastContact = Date.now();
         if (this.unreachableLogged) this.log.info('coordinator reachable again');
         this.unreachableLogged = false;
         return decode<Reply>(msg.data);
       } catch (e) {
-        const silent = (Date.now() - this.lastContact) / 1000;
+        unansweredSince ??= asked;
+        const silent = (Date.now() - unansweredSince) / 1000;
         if (silent > this.o.coordinatorTimeoutS) {
           throw new TomoError(`no coordinator of run ${this.o.runId} answered for ${silent.toFixed(0)} s (--coordinator-timeout); giving up`);
         }
@@ -699,7 +708,7 @@ export class WorkerProcess {
   private clearAccumulators(): void {
     const runs = this.insertion?.runs;
     for (const l of this.lanes) {
-      if (!runs || this.insertion!.box !== this.info?.kernel.s) {
+      if (!runs || this.insertion!.box !== this.info?.kernel.s || this.insertion!.halves !== this.info?.halves) {
         for (const a of l.arrays) a.fill(0);
         continue;
       }
@@ -722,7 +731,7 @@ export class WorkerProcess {
 
   /** The insertion sphere's pieces of a volume set for box s (kept for the last box asked). */
   private insertionFor(box: number, halves: number): LayoutRuns {
-    if (this.insertion?.box !== box) this.insertion = { box, runs: insertionRuns(box, halves) };
+    if (this.insertion?.box !== box || this.insertion.halves !== halves) this.insertion = { box, halves, runs: insertionRuns(box, halves) };
     return this.insertion.runs;
   }
 
