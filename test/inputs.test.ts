@@ -98,6 +98,7 @@ describe('input forms', () => {
     const cwd = process.cwd();
     process.chdir(V1);
     const set = readTomogramSet('tomograms.star');
+    const loaded = set.tomograms.map((t) => set.load(t));
     process.chdir(cwd);
     const g = new StarTable(findBlock(readStar(path.join(V1, 'tomograms.star')), 'global')!);
     const global = block(
@@ -105,12 +106,12 @@ describe('input forms', () => {
       'loop',
       ['rlnTomoName', 'rlnTomoTiltSeriesName', 'rlnTomoFrameCount', 'rlnTomoSizeX', 'rlnTomoSizeY', 'rlnTomoSizeZ', 'rlnTomoHand',
         'rlnTomoTiltSeriesPixelSize', 'rlnVoltage', 'rlnSphericalAberration', 'rlnAmplitudeContrast'],
-      set.tomograms.map((t, i) => [
+      loaded.map((t, i) => [
         t.name, `tilt_series/${t.name}.mrcs:mrcs`, String(t.frameCount), ...t.size.map(String), g.str(i, 'rlnTomoHand'),
         String(t.pixelSize), String(t.voltage), String(t.cs), String(t.q0),
       ]),
     );
-    const perTomo = set.tomograms.map((t) =>
+    const perTomo = loaded.map((t) =>
       block(
         t.name,
         'loop',
@@ -137,5 +138,46 @@ describe('input forms', () => {
     );
     fs.writeFileSync(path.join(dir, 'particles.star'), formatStar(pblocks.map((b) => (b === pb ? { ...pb, labels, rows } : b))));
     expectSameMaps(reference, reconstructIn(dir, 'tomograms.star'));
+  });
+});
+
+describe('tomograms without particles', () => {
+  /** V1 in `dir` with only the particles of tomogram `keep` and without the images of `gone`. */
+  function subset(dir: string, keep: string, gone: string): void {
+    fs.mkdirSync(path.join(dir, 'tilt_series'), { recursive: true });
+    for (const f of ['optimisation_set.star', 'motion.star', 'tomograms.star']) fs.symlinkSync(path.join(V1, f), path.join(dir, f));
+    for (const name of names) {
+      fs.symlinkSync(path.join(V1, 'tilt_series', `${name}.star`), path.join(dir, 'tilt_series', `${name}.star`));
+      if (name !== gone) fs.symlinkSync(path.join(V1, 'tilt_series', `${name}.mrcs`), path.join(dir, 'tilt_series', `${name}.mrcs`));
+    }
+    const blocks = readStar(path.join(V1, 'particles.star'));
+    const pb = findBlock(blocks, 'particles')!;
+    const col = pb.labels.indexOf('rlnTomoName');
+    const rows = pb.rows.filter((r) => r[col] === keep);
+    expect(rows.length).toBeGreaterThan(0);
+    fs.writeFileSync(path.join(dir, 'particles.star'), formatStar(blocks.map((b) => (b === pb ? { ...pb, rows } : b))));
+  }
+
+  it('need no images, as in RELION (a set may list tilt series whose images are gone)', () => {
+    const dir = path.join(tmp, 'only-TS_01');
+    subset(dir, 'TS_01', 'TS_02');
+    const without = path.join(dir, 'out');
+    const res = runCli(['reconstruct', '--i', 'optimisation_set.star', ...ARGS, '--o', without], dir);
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stderr).toContain('back-projected 1 tomogram(s)');
+    // The same particles with TS_02's images there: the same maps.
+    fs.symlinkSync(path.join(V1, 'tilt_series', 'TS_02.mrcs'), path.join(dir, 'tilt_series', 'TS_02.mrcs'));
+    const withAll = path.join(dir, 'out-all');
+    expect(runCli(['reconstruct', '--i', 'optimisation_set.star', ...ARGS, '--o', withAll], dir).status).toBe(0);
+    expectSameMaps(without, withAll);
+  });
+
+  it('except tomogram 0, whose images RELION reads in any case', () => {
+    const dir = path.join(tmp, 'only-TS_02');
+    subset(dir, 'TS_02', 'TS_01');
+    const res = runCli(['reconstruct', '--i', 'optimisation_set.star', ...ARGS, '--o', path.join(dir, 'out')], dir);
+    expect(res.status).not.toBe(0);
+    expect(res.stderr).toMatch(/tilt_series\/TS_01\.mrcs/);
+    expect(res.stderr).not.toMatch(/\n\s+at /);
   });
 });

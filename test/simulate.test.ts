@@ -116,7 +116,7 @@ describe('simulate: files', () => {
     await inDir(dir, () => {
       const ts = readTomogramSet('tomograms.star');
       expect(ts.tomograms.map((t) => t.name)).toEqual(['TS_01', 'TS_02']);
-      const t0 = ts.tomograms[0];
+      const t0 = ts.load(ts.tomograms[0]);
       expect(t0.frameCount).toBe(7);
       expect([t0.imageW, t0.imageH]).toEqual([192, 200]);
       expect(t0.hand).toBe(-1);

@@ -57,10 +57,14 @@ export function planRun(o: ReconstructOptions): RunPlan {
   };
   const work: TomogramWork[] = [];
   let total = 0;
-  for (const tomo of tomograms.tomograms) {
-    const idx = groups[tomo.index];
+  // Only tomograms with particles are loaded (their tilt tables and image headers read and
+  // checked), and tomogram 0, as RELION does (formats.md §3.7): the others' images may be gone.
+  if (tomograms.tomograms.length > 0) tomograms.load(tomograms.tomograms[0]);
+  for (const entry of tomograms.tomograms) {
+    const idx = groups[entry.index];
     if (idx.length === 0) continue;
-    validateOptics(particles, tomo, idx);
+    validateOptics(particles, entry, idx);
+    const tomo = tomograms.load(entry);
     const F = tomo.frameCount;
     const len = particleRecordLength(F);
     const records = new Float64Array(idx.length * len);

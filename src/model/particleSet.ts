@@ -5,7 +5,7 @@
 import { TomoError } from '../errors.js';
 import { StarTable, findBlock, readStar } from '../formats/star.js';
 import { Mat3, Vec3, apply3, eulerToMatrix, identity3, mul3 } from '../geometry/matrix.js';
-import { Tomogram, TomogramSet } from './tomogramSet.js';
+import { TomogramEntry, TomogramSet } from './tomogramSet.js';
 
 export interface OpticsGroup {
   pixelSize: number;
@@ -161,7 +161,7 @@ export function readParticleSet(file: string, tomograms: TomogramSet): ParticleS
 }
 
 /** Particle position in decentred tomogram pixels (ParticleSet::getPosition, numerics.md §4.1). */
-export function particlePosition(p: Particle, optics: OpticsGroup, tomo: Tomogram): Vec3 {
+export function particlePosition(p: Particle, optics: OpticsGroup, tomo: TomogramEntry): Vec3 {
   const px = optics.pixelSize;
   const q: Vec3 = p.centred
     ? [p.coord[0] / px + tomo.centre[0], p.coord[1] / px + tomo.centre[1], p.coord[2] / px + tomo.centre[2]]
@@ -196,7 +196,7 @@ export function splitByTomogram(ps: ParticleSet, ts: TomogramSet): number[][] {
 }
 
 /** Tomogram::validateParticleOptics: optics columns present must match the tomogram within 1e-3. */
-export function validateOptics(ps: ParticleSet, tomo: Tomogram, particleIdx: number[]): void {
+export function validateOptics(ps: ParticleSet, tomo: TomogramEntry, particleIdx: number[]): void {
   const checked = new Set<number>();
   for (const i of particleIdx) {
     const g = ps.particles[i].optics;

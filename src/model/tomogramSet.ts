@@ -1,7 +1,11 @@
 /**
  * Tomogram sets (formats.md §3): RELION 5 (global table + one STAR file per tilt series) and
  * RELION 4 (global table followed by one block per tomogram, explicit projection matrices).
- * Only headers of the tilt images are read here; pixels are loaded by the engine (tiltStack.ts).
+ * Reading a set reads its STAR files (every tomogram's global row and tilt table); a tomogram's
+ * tilt table and image headers are looked at only when it is loaded (TomogramSet.load), which a
+ * run does for the tomograms that have particles and for tomogram 0, as RELION does (formats.md
+ * §3.7, §7.2): a set may list tomograms whose images are gone. Pixels are loaded by the engine
+ * (tiltStack.ts).
  */
 import { TomoError } from '../errors.js';
 import { StarBlock, StarTable, findBlock, readStar } from '../formats/star.js';
@@ -18,7 +22,8 @@ export interface FrameSource {
   section: number; // 0-based z index in that file
 }
 
-export interface Tomogram {
+/** A tomogram as its row of data_global describes it (what reading the particles needs). */
+export interface TomogramEntry {
   index: number;
   name: string;
   tiltTableSource: string; // file (and block) the per-tilt rows came from, for messages
@@ -32,6 +37,10 @@ export interface Tomogram {
   bPerDose: number;
   defocusSlope: number;
   opticsGroupName: string | null;
+}
+
+/** A loaded tomogram: its tilts, their images' size, geometry, CTF and dose. */
+export interface Tomogram extends TomogramEntry {
   frameCount: number;
   imageW: number;
   imageH: number;
@@ -47,8 +56,10 @@ export interface TomogramSet {
   source: string;
   /** Every file the set was read from: `source` and, in RELION 5's layout, the tilt-series STAR files. */
   files: string[];
-  tomograms: Tomogram[];
-  byName: Map<string, Tomogram>;
+  tomograms: TomogramEntry[];
+  byName: Map<string, TomogramEntry>;
+  /** The tomogram with its tilt table and image headers read and checked (once; a TomoError if they are not right). */
+  load(t: TomogramEntry): Tomogram;
 }
 
 const R4_PROJ = ['rlnTomoProjX', 'rlnTomoProjY', 'rlnTomoProjZ', 'rlnTomoProjW'];
@@ -68,8 +79,9 @@ export function readTomogramSet(file: string): TomogramSet {
   if (!relion5 && blocks[0] !== globalBlock) {
     throw new TomoError(`${file}: a RELION 4 tomogram set must start with data_global`);
   }
-  const tomograms: Tomogram[] = [];
-  const byName = new Map<string, Tomogram>();
+  const tomograms: TomogramEntry[] = [];
+  const byName = new Map<string, TomogramEntry>();
+  const loaders: (() => Tomogram)[] = [];
   const files = new Set<string>([file]);
   for (let t = 0; t < g.rowCount; t++) {
     const name = g.str(t, 'rlnTomoName');
@@ -98,21 +110,20 @@ export function readTomogramSet(file: string): TomogramSet {
       tilt = b;
       tiltSource = `${file} (data_${name})`;
     }
-    const tomo = loadTomogram(file, g, t, name, tilt, tiltSource);
-    tomograms.push(tomo);
-    byName.set(name, tomo);
+    const entry = tomogramEntry(file, g, t, name, tiltSource);
+    tomograms.push(entry);
+    byName.set(name, entry);
+    let loaded: Tomogram | null = null;
+    loaders.push(() => (loaded ??= loadTomogram(entry, file, g, t, tilt)));
   }
-  return { source: file, files: [...files], tomograms, byName };
+  const load = (e: TomogramEntry): Tomogram => {
+    if (tomograms[e.index] !== e) throw new Error(`tomogram ${e.name} is not of the set ${file}`);
+    return loaders[e.index]();
+  };
+  return { source: file, files: [...files], tomograms, byName, load };
 }
 
-function loadTomogram(
-  file: string,
-  g: StarTable,
-  t: number,
-  name: string,
-  tiltBlock: StarBlock,
-  tiltSource: string,
-): Tomogram {
+function tomogramEntry(file: string, g: StarTable, t: number, name: string, tiltSource: string): TomogramEntry {
   for (const l of ['rlnTomoSizeX', 'rlnTomoSizeY', 'rlnTomoSizeZ']) {
     if (!g.has(l)) throw new TomoError(`${file}: tomogram ${name} has no ${l} (data_global needs rlnTomoSizeX/Y/Z)`);
   }
@@ -125,6 +136,25 @@ function loadTomogram(
   if (!(q0 >= 0 && q0 <= 1)) {
     throw new TomoError(`${file}: tomogram ${name} has rlnAmplitudeContrast ${q0}; expected a fraction in [0, 1]`);
   }
+  return {
+    index: t,
+    name,
+    tiltTableSource: tiltSource,
+    size,
+    centre: [size[0] / 2, size[1] / 2, size[2] / 2],
+    hand: g.num(t, 'rlnTomoHand'),
+    pixelSize,
+    voltage: g.num(t, 'rlnVoltage'),
+    cs: g.num(t, 'rlnSphericalAberration'),
+    q0,
+    bPerDose: g.num(t, 'rlnCtfBfactorPerElectronDose', 0),
+    defocusSlope: g.num(t, 'rlnTomoDefocusSlope', 1),
+    opticsGroupName: g.has('rlnOpticsGroupName') ? g.str(t, 'rlnOpticsGroupName') : null,
+  };
+}
+
+function loadTomogram(entry: TomogramEntry, file: string, g: StarTable, t: number, tiltBlock: StarBlock): Tomogram {
+  const { name, size, pixelSize, tiltTableSource: tiltSource } = entry;
   const tt = new StarTable(tiltBlock);
   if (!tt.has('rlnMicrographPreExposure')) {
     throw new TomoError(`${tiltSource}: tilt table data_${name} has no _rlnMicrographPreExposure column`);
@@ -260,20 +290,8 @@ function loadTomogram(
     deformation = { type: type as DeformationType, gridX: gx, gridY: gy, imageW, imageH, coefficients };
   }
   return {
+    ...entry,
     deformation,
-    index: t,
-    name,
-    tiltTableSource: tiltSource,
-    size,
-    centre: [size[0] / 2, size[1] / 2, size[2] / 2],
-    hand: g.num(t, 'rlnTomoHand'),
-    pixelSize,
-    voltage: g.num(t, 'rlnVoltage'),
-    cs: g.num(t, 'rlnSphericalAberration'),
-    q0: g.num(t, 'rlnAmplitudeContrast'),
-    bPerDose: g.num(t, 'rlnCtfBfactorPerElectronDose', 0),
-    defocusSlope: g.num(t, 'rlnTomoDefocusSlope', 1),
-    opticsGroupName: g.has('rlnOpticsGroupName') ? g.str(t, 'rlnOpticsGroupName') : null,
     frameCount,
     imageW,
     imageH,
