@@ -224,9 +224,9 @@ export class Coordinator {
     this.fingerprint = JSON.stringify({ run: runFingerprint(o, plan), chunkSize: this.chunkSize, chunks: chunkPlanDigest(this.chunks) });
 
     const ckptFile = distributedCheckpointPath(o.o);
-    const ckpt = readDistributedCheckpoint(ckptFile, s, this.wasmSums);
+    const ckpt = readDistributedCheckpoint(ckptFile, s, this.wasmSums, this.fingerprint);
     let before: CommittedRecord[] = [];
-    if (ckpt && ckpt.meta.fingerprint === this.fingerprint) {
+    if (ckpt?.halves) {
       this.committed = ckpt.halves;
       before = ckpt.meta.committed;
       this.roundCounter = ckpt.meta.rounds;

@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { pearson } from '../src/analysis/fsc.js';
 import { readMrc } from '../src/formats/mrc.js';
 import { CONFORMANCE, runCli } from './helpers/paths.js';
-import { sleep, natsTestBed } from './helpers/nats.js';
+import { CliProcess, sleep, natsTestBed } from './helpers/nats.js';
 import { v1WithLargerDefocus, v1WithoutHalfSets } from './helpers/variants.js';
 
 const V1 = path.join(CONFORMANCE, 'V1');
@@ -200,6 +200,22 @@ describe('coordinator restart', () => {
       const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
       expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
     }
+  });
+
+  it('replaces a checkpoint of another box in its output directory instead of refusing it', async () => {
+    const out = path.join(tmp, 'other-box');
+    const run = async (runId: string, box: string, extra: string[]): Promise<CliProcess> => {
+      const coordinator = procs.cli(['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--i', 'optimisation_set.star', '--b', box, ...extra, '--o', out], V1);
+      const worker = procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp);
+      expect((await coordinator.exit(60_000)).code, coordinator.stderr).toBe(0);
+      expect((await worker.exit(20_000)).code, worker.stderr).toBe(0);
+      return coordinator;
+    };
+    await run(`box48-${process.pid}`, '48', ['--no_recon']);
+    expect(fs.existsSync(path.join(out, 'temp', 'tomorecon_distributed.ckpt'))).toBe(true);
+    const second = await run(`box32-${process.pid}`, '32', []);
+    expect(second.count('the checkpoint in the output directory was made with other options or inputs; starting again')).toBe(1);
+    expect(readMrc(path.join(out, 'merged.mrc')).header.nx).toBe(32);
   });
 
   it('fails with one clear message when a commit round cannot write its checkpoint', async () => {

@@ -329,8 +329,11 @@ describe('checkpoint', () => {
     writeDistributedCheckpoint(file, meta, halves);
     const back = readDistributedCheckpoint(file, s)!;
     expect(back.meta).toEqual(meta);
-    expect([...back.halves[1].weight]).toEqual([...halves[1].weight]);
+    expect([...back.halves![1].weight]).toEqual([...halves[1].weight]);
     expect(() => readDistributedCheckpoint(file, 10)).toThrow(/another box size/);
+    // A coordinator of other options (here another box) reads only the header, to replace it.
+    expect(readDistributedCheckpoint(file, 10, false, 'other')).toEqual({ meta, halves: null });
+    expect(() => readDistributedCheckpoint(file, 10, false, 'f')).toThrow(/another box size/);
     expect(readDistributedCheckpoint(path.join(tmp, 'none'), s)).toBeNull();
   });
 });

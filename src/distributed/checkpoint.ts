@@ -26,7 +26,8 @@ export interface DistributedCheckpointMeta {
 
 export interface DistributedCheckpoint {
   meta: DistributedCheckpointMeta;
-  halves: [Accumulator, Accumulator];
+  /** Null when the fingerprint asked for is not the checkpoint's (its sums are then not read). */
+  halves: [Accumulator, Accumulator] | null;
 }
 
 export function distributedCheckpointPath(outDir: string): string {
@@ -42,7 +43,11 @@ export function writeDistributedCheckpointDeferred(file: string, meta: Distribut
   return writeSumsFileDeferred(file, MAGIC, meta, halves);
 }
 
-/** Null when there is none; a TomoError when it is damaged or made for another box size. */
-export function readDistributedCheckpoint(file: string, s: number, wasmData = false): DistributedCheckpoint | null {
-  return readSumsFile<DistributedCheckpointMeta>(file, MAGIC, s, wasmData);
+/**
+ * Null when there is none; a TomoError when it is damaged or made for another box size. With
+ * `fingerprint`, the sums are read only if the checkpoint has it (one of other options, maybe of
+ * another box, is to be replaced, not read).
+ */
+export function readDistributedCheckpoint(file: string, s: number, wasmData = false, fingerprint?: string): DistributedCheckpoint | null {
+  return readSumsFile<DistributedCheckpointMeta>(file, MAGIC, s, wasmData, (m) => fingerprint === undefined || m.fingerprint === fingerprint);
 }

@@ -19,6 +19,13 @@ export interface Checkpoint {
   halves: [Accumulator, Accumulator];
 }
 
+/** A checkpoint as read: its sums only when its fingerprint was the one asked for. */
+export interface CheckpointRead {
+  fingerprint: string;
+  done: number[];
+  halves: [Accumulator, Accumulator] | null;
+}
+
 export function checkpointPath(outDir: string): string {
   return path.join(outDir, 'temp', 'tomorecon_sums.ckpt');
 }
@@ -53,8 +60,12 @@ export function writeCheckpointDeferred(file: string, c: Checkpoint): Promise<vo
   return writeSumsFileDeferred(file, MAGIC, { fingerprint: c.fingerprint, done: c.done }, c.halves);
 }
 
-/** Null when there is no checkpoint; a TomoError when the file is damaged. `wasmData`: see readSumsFile. */
-export function readCheckpoint(file: string, s: number, wasmData = false): Checkpoint | null {
-  const r = readSumsFile<{ fingerprint: string; done: number[] }>(file, MAGIC, s, wasmData);
+/**
+ * Null when there is no checkpoint; a TomoError when the file is damaged. `wasmData`: see
+ * readSumsFile. With `fingerprint`, the sums are read only if the checkpoint has it (a checkpoint
+ * of other options may be for another box: not an error, not worth reading).
+ */
+export function readCheckpoint(file: string, s: number, wasmData = false, fingerprint?: string): CheckpointRead | null {
+  const r = readSumsFile<{ fingerprint: string; done: number[] }>(file, MAGIC, s, wasmData, (m) => fingerprint === undefined || m.fingerprint === fingerprint);
   return r && { fingerprint: r.meta.fingerprint, done: r.meta.done, halves: r.halves };
 }

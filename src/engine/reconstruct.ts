@@ -46,7 +46,7 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   let halves = zeroHalves(plan.kernel.s, mem.finaliseThreads > 0);
   const done = new Set<number>();
   if (o.onlyDoUnfinished) {
-    const c = readCheckpoint(ckptFile, plan.kernel.s, mem.finaliseThreads > 0);
+    const c = readCheckpoint(ckptFile, plan.kernel.s, mem.finaliseThreads > 0, fingerprint);
     if (!c) {
       log(`--only_do_unfinished: no checkpoint in ${path.dirname(ckptFile)}, starting from the beginning`);
     } else if (c.fingerprint !== fingerprint) {
@@ -55,7 +55,7 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
           'run without --only_do_unfinished to start again (it will be replaced)',
       );
     } else {
-      halves = c.halves;
+      halves = c.halves!;
       for (const t of c.done) done.add(t);
       log(`resuming: ${done.size} of ${plan.work.length} tomograms already done`);
     }

@@ -43,9 +43,17 @@ export function writeSumsFileDeferred(file: string, magic: string, meta: unknown
 /**
  * Null when there is no file; a TomoError when it is damaged, of another kind, or made for another
  * box size. `wasmData`: the data sums are read into WebAssembly memories of their own
- * (wasmVolume.ts), where a finalisation pool's threads transform them in place.
+ * (wasmVolume.ts), where a finalisation pool's threads transform them in place. `wanted`: asked
+ * with the header first; when it says no (a checkpoint of other options, maybe another box), the
+ * sums are not read and `halves` is null.
  */
-export function readSumsFile<M>(file: string, magic: string, s: number, wasmData = false): { meta: M; halves: [Accumulator, Accumulator] } | null {
+export function readSumsFile<M>(
+  file: string,
+  magic: string,
+  s: number,
+  wasmData = false,
+  wanted: (meta: M) => boolean = () => true,
+): { meta: M; halves: [Accumulator, Accumulator] | null } | null {
   if (!fs.existsSync(file)) return null;
   const bad = (why: string): TomoError => new TomoError(`checkpoint ${file} is damaged (${why}); delete it to start again`);
   let fd: number;
@@ -83,6 +91,7 @@ export function readSumsFile<M>(file: string, magic: string, s: number, wasmData
     } catch {
       throw bad('unreadable header');
     }
+    if (!wanted(meta)) return { meta, halves: null };
     const sh = (s >> 1) + 1;
     const sizes = [2 * sh * s * s, sh * s * s, 2 * sh * s * s, sh * s * s];
     let off = Math.ceil((16 + hlen) / 8) * 8;
