@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
-import { DataPlane, receiveSubtree, sendSubtree, touchPages } from '../coordinator/net/dataPlane.js';
+import { AbortedError, DataPlane, SegmentSender, receiveSubtree, sendSubtree, touchPages } from '../coordinator/net/dataPlane.js';
 import { SetLayout, binaryTree, coordinatorChildren } from '../src/distributed/tree.js';
 import { crc32 } from '../src/distributed/checksum.js';
 import { DataHeader, decode, encode } from '../src/distributed/messages.js';
@@ -97,6 +97,21 @@ describe('data plane', () => {
     written[0].fill(7);
     await touching;
     expect(written[0].every((v) => v === 7)).toBe(true);
+  });
+
+  it("takes a sender's acknowledgements of its own round only (not late ones of an earlier round's segment k)", async () => {
+    const sent: number[] = [];
+    const q = { send: async (frames: Uint8Array[]) => void sent.push(decode<{ k: number }>(frames[0]).k) };
+    const sender = new SegmentSender(q as unknown as ConstructorParameters<typeof SegmentSender>[0], { run: 'run', epoch: 'e', round: 7, from: 'A', K: 2 }, 1, quiet);
+    await sender.send(0, new Float64Array(4), undefined);
+    const blocked = (): Promise<unknown> => sender.send(1, new Float64Array(4), undefined, AbortSignal.timeout(100)).catch((e) => e);
+    for (const stale of [{ round: 6 }, { epoch: 'old' }, { run: 'other' }]) {
+      sender.onReply({ t: 'ack', run: 'run', epoch: 'e', round: 7, k: 0, ...stale });
+      expect(await blocked()).toBeInstanceOf(AbortedError); // the window (1) is still full
+    }
+    sender.onReply({ t: 'ack', run: 'run', epoch: 'e', round: 7, k: 0 });
+    await sender.send(1, new Float64Array(4), undefined, AbortSignal.timeout(1000));
+    expect(sent).toEqual([0, 1]);
   });
 
   it('asks for a corrupted segment again and acknowledges a segment when it is taken', async () => {

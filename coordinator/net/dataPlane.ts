@@ -220,6 +220,9 @@ export class SegmentSender {
   }
 
   onReply(h: Extract<DataHeader, { t: 'ack' | 'nack' }>): void {
+    // A late reply about an earlier round's segment k (the same dealer serves every round) is not
+    // about this round's: taking it would free the window early and drop the segment's re-send.
+    if (h.run !== this.base.run || h.epoch !== this.base.epoch || h.round !== this.base.round) return;
     const p = this.unacked.get(h.k);
     if (!p) return;
     if (h.t === 'ack') {
