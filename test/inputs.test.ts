@@ -89,6 +89,36 @@ describe('input forms', () => {
     expectSameMaps(reference, reconstructIn(dir, 'tomograms.star'));
   });
 
+  it('4-bit (mode 101) stacks give the maps of the same values in float32', () => {
+    // V1's tilts quantised to 16 levels, written once packed (mode 101) and once as float32.
+    const packed = path.join(tmp, 'r5nibble');
+    const plain = path.join(tmp, 'r5nibble-f32');
+    for (const dir of [packed, plain]) fs.cpSync(V1, dir, { recursive: true });
+    for (const name of names) {
+      const { header, data } = readMrc(path.join(V1, 'tilt_series', `${name}.mrcs`));
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const v of data) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+      const q = Float32Array.from(data, (v) => Math.min(15, Math.floor(((v - lo) / (hi - lo)) * 16)));
+      writeMrc(path.join(plain, 'tilt_series', `${name}.mrcs`), q, header.nx, header.ny, header.nz, 1);
+      const full = Buffer.from(encodeMrc(q, header.nx, header.ny, header.nz, 1));
+      const out = Buffer.alloc(1024 + q.length / 2);
+      full.copy(out, 0, 0, 1024);
+      out.writeInt32LE(101, 12);
+      for (let i = 0; i < q.length; i += 2) out[1024 + i / 2] = q[i] | (q[i + 1] << 4);
+      fs.writeFileSync(path.join(packed, 'tilt_series', `${name}.mrcs`), out);
+      const back = readMrc(path.join(packed, 'tilt_series', `${name}.mrcs`)).data;
+      expect(back.length).toBe(q.length);
+      expect(back.every((v, i) => v === q[i])).toBe(true);
+    }
+    const a = reconstructIn(packed, 'tomograms.star');
+    const b = reconstructIn(plain, 'tomograms.star');
+    for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc']) {
+      const [x, y] = [readMrc(path.join(a, f)).data, readMrc(path.join(b, f)).data];
+      expect(pearson(x, y), f).toBeGreaterThanOrEqual(0.999999);
+    }
+  });
+
   it('RELION 4 tomogram set (projection matrices, one file) and pixel coordinates', () => {
     const dir = path.join(tmp, 'r4');
     fs.mkdirSync(dir);

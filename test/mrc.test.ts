@@ -30,7 +30,7 @@ afterEach(() => {
 });
 
 
-const SIZE: Record<number, number> = { 0: 1, 1: 2, 2: 4, 6: 2, 12: 2 };
+const SIZE: Record<number, number> = { 0: 1, 1: 2, 2: 4, 6: 2, 12: 2, 101: 0.5 };
 
 interface Spec {
   nx: number;
@@ -47,7 +47,7 @@ function buildMrc(name: string, s: Spec, values: ArrayLike<number>, truncateTo?:
   const le = s.le ?? true;
   const ext = s.nsymbt ?? 0;
   const bpv = SIZE[s.mode] ?? 4;
-  const buf = new Uint8Array(1024 + ext + values.length * bpv);
+  const buf = new Uint8Array(1024 + ext + Math.ceil(values.length * bpv));
   const dv = new DataView(buf.buffer);
   [s.nx, s.ny, s.nz, s.mode].forEach((v, k) => dv.setInt32(4 * k, v, le));
   [s.nx, s.ny, s.nz].forEach((v, k) => dv.setInt32(28 + 4 * k, v, le));
@@ -57,7 +57,8 @@ function buildMrc(name: string, s: Spec, values: ArrayLike<number>, truncateTo?:
   const o = 1024 + ext;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    if (s.mode === 0) dv.setInt8(o + i, v);
+    if (s.mode === 101) buf[o + (i >> 1)] |= (v & 15) << (4 * (i & 1)); // low nibble first
+    else if (s.mode === 0) dv.setInt8(o + i, v);
     else if (s.mode === 1) dv.setInt16(o + 2 * i, v, le);
     else if (s.mode === 6 || s.mode === 12) dv.setUint16(o + 2 * i, v, le);
     else dv.setFloat32(o + 4 * i, v, le);
@@ -259,6 +260,20 @@ describe('MRC integer modes, byte order, extended header', () => {
   it('mode 1 is int16', () => {
     const v = [-32768, -2, 0, 3, 32767, 1000, -1000, 7];
     expect(Array.from(readMrc(buildMrc('m1.mrc', { nx: 2, ny: 2, nz: 2, mode: 1 }, v)).data)).toEqual(v);
+  });
+
+  it('mode 101 is 4-bit, two voxels per byte, the low nibble first', () => {
+    const v = Array.from({ length: 24 }, (_, i) => (i * 7) % 16);
+    const f = buildMrc('m101.mrc', { nx: 4, ny: 3, nz: 2, mode: 101 }, v);
+    const h = readMrcHeader(f);
+    expect([h.mode, h.fileSize]).toEqual([101, 1024 + 12]);
+    expect(Array.from(readMrc(f).data)).toEqual(v);
+    expect(Array.from(readMrcSections(f, 1, 1, h))).toEqual(v.slice(12));
+    // A byte 0x21 is the voxels 1, 2 in that order.
+    fs.writeFileSync(f, Buffer.concat([fs.readFileSync(f).subarray(0, 1024), Buffer.from([0x21, 0xf0]), Buffer.alloc(10)]));
+    expect(Array.from(readMrc(f).data).slice(0, 4)).toEqual([1, 2, 0, 15]);
+    const odd = buildMrc('m101odd.mrc', { nx: 3, ny: 3, nz: 1, mode: 101 }, new Array(9).fill(0));
+    expect(tomoError(() => readMrcHeader(odd))).toMatch(/mode 101 \(4-bit\) needs an even number of pixels per section, not 3 x 3/);
   });
 
   it('mode 6 is uint16', () => {

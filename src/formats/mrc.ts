@@ -24,8 +24,8 @@ export interface MrcHeader {
 const HEADER_BYTES = 1024;
 const HOST_LE = os.endianness() === 'LE';
 
-/** Bytes per voxel of the supported (real-valued) modes. */
-const BYTES_PER_VOXEL: Record<number, number> = { 0: 1, 1: 2, 2: 4, 6: 2, 12: 2 };
+/** Bytes per voxel of the supported (real-valued) modes; mode 101 packs two 4-bit voxels in a byte. */
+const BYTES_PER_VOXEL: Record<number, number> = { 0: 1, 1: 2, 2: 4, 6: 2, 12: 2, 101: 0.5 };
 
 // ---------------------------------------------------------------- float16
 
@@ -145,10 +145,14 @@ function readHeaderFd(fd: number, path: string): MrcHeader {
   }
   const bpv = BYTES_PER_VOXEL[mode];
   if (bpv === undefined) {
-    throw new TomoError(`${path}: unsupported MRC mode ${mode} (supported: 0 int8, 1 int16, 2 float32, 6 uint16, 12 float16; is this an MRC file?)`);
+    throw new TomoError(`${path}: unsupported MRC mode ${mode} (supported: 0 int8, 1 int16, 2 float32, 6 uint16, 12 float16, 101 4-bit; is this an MRC file?)`);
   }
   if (nx < 1 || ny < 1 || nz < 1) {
     throw new TomoError(`${path}: invalid MRC header: dimensions ${nx} x ${ny} x ${nz}, all must be >= 1`);
+  }
+  // Sections of 4-bit voxels must fill whole bytes (as RELION requires).
+  if (mode === 101 && (nx * ny) % 2 !== 0) {
+    throw new TomoError(`${path}: MRC mode 101 (4-bit) needs an even number of pixels per section, not ${nx} x ${ny}`);
   }
   if (nsymbt < 0) throw new TomoError(`${path}: invalid MRC header: negative extended header size nsymbt = ${nsymbt}`);
   const dataOffset = HEADER_BYTES + nsymbt;
@@ -198,6 +202,14 @@ function decode(src: Uint8Array, count: number, mode: number, le: boolean, out: 
     }
     case 2:
       for (let i = 0; i < count; i++) out[outOff + i] = dv.getFloat32(4 * i, le);
+      break;
+    case 101:
+      // Two voxels per byte, the low nibble first (count is even: sections are).
+      for (let i = 0; 2 * i < count; i++) {
+        const b = src[i];
+        out[outOff + 2 * i] = b & 15;
+        out[outOff + 2 * i + 1] = b >>> 4;
+      }
       break;
   }
 }
