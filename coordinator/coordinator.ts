@@ -292,10 +292,22 @@ export class Coordinator {
   }
 
   private async finalise(t0: number, pool: FinalisationPool | null, ckptFile: string, saveSums: boolean): Promise<void> {
-    const o = this.o;
-    const plan = this.plan;
     this.phase = 'finalising';
     this.writeReport('finalising');
+    try {
+      await this.finaliseSums(t0, pool, ckptFile, saveSums);
+    } catch (e) {
+      // Every chunk is committed (and the workers were told the run is over): only the report
+      // has to say that making the maps failed; the run exits with the error.
+      this.phase = 'failed';
+      this.writeReport('failed', (e as Error).message);
+      throw e;
+    }
+  }
+
+  private async finaliseSums(t0: number, pool: FinalisationPool | null, ckptFile: string, saveSums: boolean): Promise<void> {
+    const o = this.o;
+    const plan = this.plan;
     // The local engine's end of a run: symmetrise, maps, checkpoint removal, report, note.txt.
     const phases = new PhaseTimes();
     const save = (): Promise<void> => writeDistributedCheckpointDeferred(ckptFile, this.checkpointMeta(), this.committed);

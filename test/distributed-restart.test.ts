@@ -218,6 +218,24 @@ describe('coordinator restart', () => {
     expect(readMrc(path.join(out, 'merged.mrc')).header.nx).toBe(32);
   });
 
+  it('reports a failure to write the maps as failed (every chunk committed, the workers done)', async () => {
+    const out = path.join(tmp, 'maps-blocked');
+    // A directory where merged.mrc goes: the maps cannot be written.
+    fs.mkdirSync(path.join(out, 'merged.mrc', 'in-the-way'), { recursive: true });
+    const runId = `maps-${process.pid}`;
+    const coordinator = procs.cli(['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--i', 'optimisation_set.star', '--b', '48', '--o', out], V1);
+    const worker = procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp);
+    const ended = await coordinator.exit(60_000);
+    expect(ended.code, coordinator.stderr).toBe(1);
+    const errors = coordinator.stderr.split('\n').filter((l) => l.startsWith('tomorecon: error:'));
+    expect(errors.length, coordinator.stderr).toBe(1);
+    expect(errors[0]).toContain('merged.mrc');
+    expect((await worker.exit(20_000)).code, worker.stderr).toBe(0);
+    const rep = JSON.parse(fs.readFileSync(path.join(out, 'distributed_report.json'), 'utf8'));
+    expect(rep.status).toBe('failed');
+    expect(rep.message).toContain('merged.mrc');
+  });
+
   it('fails with one clear message when a commit round cannot write its checkpoint', async () => {
     const out = path.join(tmp, 'checkpoint-blocked');
     const runId = `blocked-${process.pid}`;
