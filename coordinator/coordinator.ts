@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { TomoError, isTomoError } from '../src/errors.js';
 import { writeFileAtomic } from '../src/formats/atomicWrite.js';
-import { ReconstructOptions, validateOptions } from '../src/engine/options.js';
+import { ReconstructOptions, optionWarnings, validateOptions } from '../src/engine/options.js';
 import { RunPlan, planRun } from '../src/engine/plan.js';
 import { runFingerprint } from '../src/engine/checkpoint.js';
 import { finishRun, prepareOutputDir } from '../src/engine/finish.js';
@@ -208,7 +208,7 @@ export class Coordinator {
     const plan = planRun(o);
     this.plan = plan;
     this.observePhase('planning', t0);
-    for (const w of plan.warnings) this.log.warn(w);
+    for (const w of [...optionWarnings(o), ...plan.warnings]) this.log.warn(w);
     const s = plan.kernel.s;
     const sh = (s >> 1) + 1;
     this.halves = plan.hasHalfSets ? 2 : 1;

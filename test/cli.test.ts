@@ -74,11 +74,10 @@ describe('reconstruct flags', () => {
     [['--b', '47', '--o', 'X'], /--b 47: the box size must be even/],
     [['--b', 'abc', '--o', 'X'], /--b: expected a number, got 'abc'/],
     [['--b', '48', '--crop', '47', '--o', 'X'], /--b − --crop must be even/],
-    [['--b', '48', '--crop', '48', '--o', 'X'], /--crop 48 must be smaller than --b 48/],
     [['--b', '33', '--bin', '1.5', '--o', 'X'], /--b 33/],
     [['--b', '34', '--bin', '1.5', '--o', 'X'], /odd extraction box of 51 pixels/],
     [['--b', '48', '--bin', '0', '--o', 'X'], /--bin 0: the binning factor must be a number ≥ 1/],
-    [['--b', '48', '--SNR', '0', '--o', 'X'], /--SNR 0/],
+    [['--b', '48', '--SNR', 'NaN', '--o', 'X'], /--SNR/],
     [['--b', '48', '--j_out', '0', '--o', 'X'], /--j_out 0 must be at least 1/],
     [['--b', '48', '--sym', 'C2x', '--o', 'X'], /C2x/],
     [['--b', '48', '--sym', 'I5', '--o', 'X'], /I5/],
@@ -193,5 +192,44 @@ describe('reconstruct flags', () => {
     }
     // Every flag listed is implemented; none is described as missing.
     expect(res.stdout).not.toMatch(/not yet supported|does not write any/);
+  });
+});
+
+describe('values RELION accepts that change nothing or little (decisions.md: replicate)', () => {
+  const common = ['--b', '32', '--bin', '2', '--j_out', '1', '--j_in', '1'];
+  const run = (extra: string[], cwd = V1, inputs = ['--i', 'optimisation_set.star']): { out: string; stderr: string } => {
+    const out = outDir();
+    const res = runCli(['reconstruct', ...inputs, ...common, ...extra, '--o', out], cwd);
+    expect(res.status, res.stderr).toBe(0);
+    return { out, stderr: res.stderr };
+  };
+
+  it('--crop not below --b (no cropped maps), --SNR 0 (heuristic division), --nr_helical_asu 0 (no helical symmetry)', () => {
+    const plain = run([]);
+    const given = run(['--crop', '32', '--SNR', '0', '--nr_helical_asu', '0']);
+    expect(given.stderr).toContain('warning: --crop 32 is not smaller than --b 32: no cropped maps are written (as RELION)');
+    expect(fs.existsSync(path.join(given.out, 'merged_full.mrc'))).toBe(false);
+    expectSameMaps(given.out, plain.out);
+  });
+
+  it('a negative --taper is a hard edge, as --taper 0; a negative --cutoff_fract keeps every frequency the sphere allows', () => {
+    expectSameMaps(run(['--taper', '-1']).out, run(['--taper', '0']).out);
+    run(['--cutoff_fract', '-0.01']);
+  });
+
+  it('a particle name listed twice: both particles are reconstructed, with a warning', () => {
+    const dir = path.join(tmp, 'duplicate-names');
+    fs.mkdirSync(dir);
+    for (const f of ['tomograms.star', 'tilt_series']) fs.symlinkSync(path.join(V1, f), path.join(dir, f));
+    const text = fs.readFileSync(path.join(V1, 'particles.star'), 'utf8');
+    // The second particle of TS_01 takes the first one's name.
+    const renamed = text.replace(/^(\s*TS_01\s+)TS_01\/2(\s)/m, '$1TS_01/1$2');
+    expect(renamed).not.toBe(text);
+    fs.writeFileSync(path.join(dir, 'particles.star'), renamed);
+    fs.symlinkSync(path.join(V1, 'particles.star'), path.join(dir, 'unique.star'));
+    const dup = run([], dir, ['--p', 'particles.star', '--t', 'tomograms.star']);
+    expect(dup.stderr).toMatch(/particle TS_01\/1 appears twice \(lines \d+ and \d+\); both are reconstructed/);
+    const unique = run([], dir, ['--p', 'unique.star', '--t', 'tomograms.star']);
+    expectSameMaps(dup.out, unique.out);
   });
 });

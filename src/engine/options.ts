@@ -79,6 +79,13 @@ export function boxSizes(b: number, bin: number): { s: number; sh: number; s0: n
   return { s: b, sh: (b >> 1) + 1, s0: Math.trunc(bin * b + 0.5) };
 }
 
+/** What an accepted option does that a user may not expect (logged as warnings before the run). */
+export function optionWarnings(o: ReconstructOptions): string[] {
+  const w: string[] = [];
+  if (o.crop > 0 && o.crop >= o.b) w.push(`--crop ${o.crop} is not smaller than --b ${o.b}: no cropped maps are written (as RELION)`);
+  return w;
+}
+
 export function validateOptions(o: ReconstructOptions): void {
   const int = (v: number, flag: string): void => {
     if (!Number.isInteger(v)) throw new TomoError(`${flag} must be a whole number, got ${v}`);
@@ -98,18 +105,20 @@ export function validateOptions(o: ReconstructOptions): void {
       `--bin ${o.bin} with --b ${o.b} gives an odd extraction box of ${s0} pixels (round(bin·b)); choose --bin or --b so that it is even`,
     );
   }
-  if (o.crop > 0) {
+  // As RELION: cropped maps only for 0 < crop < b (a larger --crop is a warning, optionWarnings).
+  if (o.crop > 0 && o.crop < o.b) {
     int(o.crop, '--crop');
-    if (o.crop >= o.b) throw new TomoError(`--crop ${o.crop} must be smaller than --b ${o.b}`);
     if ((o.b - o.crop) % 2 !== 0) {
       throw new TomoError(`--crop ${o.crop}: --b − --crop must be even (RELION would write a ${o.crop + 1}-voxel map)`);
     }
   }
-  if (!(o.taper >= 0)) throw new TomoError(`--taper ${o.taper} must be ≥ 0`);
-  if (o.snr === 0 || !Number.isFinite(o.snr)) {
+  // A negative taper is a hard edge, as 0 (RELION's formula); SNR ≤ 0 means the heuristic division.
+  if (!Number.isFinite(o.taper)) throw new TomoError(`--taper ${o.taper}: give a width in voxels`);
+  if (!Number.isFinite(o.snr)) {
     throw new TomoError(`--SNR ${o.snr}: give a positive SNR for Wiener filtering, or leave it out (default −1) for the heuristic weight division`);
   }
-  if (!(o.cutoffFract >= 0 && o.cutoffFract < 1)) throw new TomoError(`--cutoff_fract ${o.cutoffFract} must be in [0, 1)`);
+  // Dose weights are at most 1: a cutoff of 1 or more keeps no frequency at all (an empty map).
+  if (!(o.cutoffFract < 1)) throw new TomoError(`--cutoff_fract ${o.cutoffFract}: dose weights are at most 1, so nothing would be reconstructed; give a value below 1 (default 0.01)`);
   if (!(o.checkpointInterval >= 0 && Number.isFinite(o.checkpointInterval))) {
     throw new TomoError(`--checkpoint_interval ${o.checkpointInterval}: give seconds ≥ 0 (0: a checkpoint after every tomogram)`);
   }
@@ -117,8 +126,8 @@ export function validateOptions(o: ReconstructOptions): void {
     int(v, flag);
     if (v < 1) throw new TomoError(`${flag} ${v} must be at least 1`);
   }
+  // As RELION: helical symmetry only for more than one unit.
   int(o.nrHelicalAsu, '--nr_helical_asu');
-  if (o.nrHelicalAsu < 1) throw new TomoError(`--nr_helical_asu ${o.nrHelicalAsu} must be at least 1`);
   // An unknown group name is rejected here, before any input is read.
   symmetryOps(o.sym, 1, 0, 0, 1);
   if (!o.i && (!o.p || !o.t)) {

@@ -10,7 +10,7 @@ import { wasmArenaPossible } from '../recon/wasmArena.js';
 import { checkpointPath, readCheckpoint, runFingerprint, writeCheckpointDeferred } from './checkpoint.js';
 import { finishRun, prepareOutputDir } from './finish.js';
 import { FinalisationPool, worthWarmingUp } from './finalisePool.js';
-import { ReconstructOptions, validateOptions } from './options.js';
+import { ReconstructOptions, optionWarnings, validateOptions } from './options.js';
 import { planRun } from './plan.js';
 import { Progress } from './progress.js';
 import { PhaseTimes } from './phases.js';
@@ -31,7 +31,7 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
   validateOptions(o);
   const phases = new PhaseTimes();
   const plan = phases.time('read inputs', () => planRun(o));
-  for (const w of plan.warnings) log(`warning: ${w}`);
+  for (const w of [...optionWarnings(o), ...plan.warnings]) log(`warning: ${w}`);
   const mem = planMemory(plan, o);
   log(
     `${plan.totalParticles} particles in ${plan.work.length} tomograms, box ${plan.kernel.s} (extraction ${plan.kernel.s0}), ` +

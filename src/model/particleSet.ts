@@ -121,11 +121,13 @@ export function readParticleSet(file: string, tomograms: TomogramSet): ParticleS
     const k = (counters.get(tomoName) ?? 0) + 1;
     counters.set(tomoName, k);
     const name = hasNames ? p.str(i, 'rlnTomoParticleName') : `${tomoName}/${k}`;
+    // RELION reconstructs both (with trajectories, both take the block of that name, the later
+    // one if it is there twice); said once per name.
     const prev = seenNames.get(name);
-    if (prev !== undefined) {
-      throw new TomoError(`${file}: particle ${name} appears twice (lines ${pb.rowLines[prev]} and ${pb.rowLines[i]})`);
-    }
-    seenNames.set(name, i);
+    if (prev !== undefined && prev >= 0) {
+      warnings.push(`${file}: particle ${name} appears twice (lines ${pb.rowLines[prev]} and ${pb.rowLines[i]}); both are reconstructed${hasNames ? ', with the same trajectory if there are trajectories' : ''}`);
+      seenNames.set(name, -1);
+    } else if (prev === undefined) seenNames.set(name, i);
     const coord: Vec3 = centred
       ? [p.num(i, 'rlnCenteredCoordinateXAngst'), p.num(i, 'rlnCenteredCoordinateYAngst'), p.num(i, 'rlnCenteredCoordinateZAngst')]
       : [p.num(i, 'rlnCoordinateX'), p.num(i, 'rlnCoordinateY'), p.num(i, 'rlnCoordinateZ')];
