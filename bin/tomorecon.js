@@ -8,5 +8,6 @@ if (!existsSync(fileURLToPath(mainJs))) {
   process.stderr.write('tomorecon: dist/ is missing; run `npm ci` (or `npm run build`) in the tomorecon folder first\n');
   process.exit(1);
 }
-const { main } = await import(mainJs.href);
-process.exitCode = await main(process.argv.slice(2));
+const { main, relionProgram } = await import(mainJs.href);
+// Started through a link named relion_tomo_reconstruct_particle(_mpi): RELION's command line.
+process.exitCode = await main(process.argv.slice(2), relionProgram(process.argv[1]));

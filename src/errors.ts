@@ -13,3 +13,14 @@ export class TomoError extends Error {
 export function isTomoError(e: unknown): e is TomoError {
   return e instanceof TomoError;
 }
+
+/**
+ * The RELION pipeliner asked the job to stop (<prefix>RELION_JOB_ABORT_NOW, formats.md §7.6): the
+ * CLI exits with status 2 and creates <prefix>RELION_JOB_EXIT_ABORTED.
+ */
+export class JobAborted extends TomoError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'JobAborted';
+  }
+}

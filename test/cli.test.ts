@@ -1,7 +1,7 @@
 /**
  * The reconstruct command as a user meets it: flags, messages, exit codes, files left behind.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -231,5 +231,91 @@ describe('values RELION accepts that change nothing or little (decisions.md: rep
     expect(dup.stderr).toMatch(/particle TS_01\/1 appears twice \(lines \d+ and \d+\); both are reconstructed/);
     const unique = run([], dir, ['--p', 'unique.star', '--t', 'tomograms.star']);
     expectSameMaps(dup.out, unique.out);
+  });
+});
+
+describe("RELION's command line", () => {
+  const common = ['--i', 'optimisation_set.star', '--b', '32', '--bin', '2', '--j_out', '1', '--j_in', '1'];
+
+  it('as RELION reads it: exponent negatives, switches without values, stray words, repeats, --theme', () => {
+    const a = outDir();
+    const res = runCli(['reconstruct', ...common, '--nr_helical_asu', '2', '--helical_rise', '-1e-3', '--whiten', 'false', 'stray', '--b', '32', '--theme', 'classic', '--o', a], V1);
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stderr).toContain("warning: 'false' after --whiten is ignored: a switch takes no value (--whiten is on)");
+    expect(res.stderr).toContain("warning: 'stray' is neither an option nor an option's value and is ignored");
+    expect(res.stderr).toContain('warning: --b is given more than once; the last one counts');
+    expect(res.stderr).not.toContain('--theme');
+    expect(res.stderr).toContain('symmetrising with 2 operators (C1, 2 helical units)');
+    // --whiten false whitens, as in RELION: the maps of --whiten.
+    const b = outDir();
+    expect(runCli(['reconstruct', ...common, '--nr_helical_asu', '2', '--helical_rise', '-0.001', '--whiten', '--o', b], V1).status).toBe(0);
+    expectSameMaps(a, b);
+    for (const args of [[], ['-h'], ['--list_themes']]) {
+      const r = runCli(['reconstruct', ...args], V1);
+      expect(r.status, `${args}: ${r.stderr}`).toBe(0);
+      expect(r.stdout.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('reports a command-line error to the pipeliner too, creating the job directory as RELION does', () => {
+    const o = path.join(outDir(), 'job');
+    const res = runCli(['reconstruct', '--i', 'optimisation_set.star', '--o', `${o}/`, '--b', 'x', '--pipeline_control', `${o}/`], V1);
+    expectCleanFailure(res, /--b: expected a number, got 'x'/);
+    expect(fs.existsSync(path.join(o, 'RELION_JOB_EXIT_FAILURE'))).toBe(true);
+  });
+
+  it('runs under the names relion_tomo_reconstruct_particle and _mpi (only rank 0 works)', () => {
+    const links = path.join(tmp, 'relion-bin');
+    fs.mkdirSync(links, { recursive: true });
+    for (const n of ['relion_tomo_reconstruct_particle', 'relion_tomo_reconstruct_particle_mpi']) fs.symlinkSync(path.join(REPO, 'bin/tomorecon.js'), path.join(links, n));
+    const o = outDir();
+    const res = spawnSync(path.join(links, 'relion_tomo_reconstruct_particle'), [...common, '--o', o], { cwd: V1, encoding: 'utf8' });
+    expect(res.status, res.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(o, 'note.txt'), 'utf8')).toBe(`Command:\n\nrelion_tomo_reconstruct_particle ${[...common, '--o', o].join(' ')} \n`);
+    const mpi = (rank: string, dir: string): ReturnType<typeof spawnSync> =>
+      spawnSync(path.join(links, 'relion_tomo_reconstruct_particle_mpi'), [...common, '--o', dir], { cwd: V1, encoding: 'utf8', env: { ...process.env, OMPI_COMM_WORLD_RANK: rank } });
+    const idle = outDir();
+    const r1 = mpi('1', idle);
+    expect(r1.status).toBe(0);
+    expect(String(r1.stdout)).toContain('rank 1: tomorecon reconstructs in rank 0');
+    expect(fs.existsSync(idle)).toBe(false);
+    const busy = outDir();
+    expect(mpi('0', busy).status).toBe(0);
+    expect(fs.existsSync(path.join(busy, 'merged.mrc'))).toBe(true);
+  });
+
+  it("stops at the pipeliner's abort before the next tomogram, keeping what is done for --only_do_unfinished", async () => {
+    const o = outDir();
+    const args = ['reconstruct', ...common, '--o', o, '--pipeline_control', `${o}/`];
+    // Before anything: status 2, the ABORTED file, no maps.
+    fs.mkdirSync(o, { recursive: true });
+    fs.writeFileSync(path.join(o, 'RELION_JOB_ABORT_NOW'), '');
+    const first = runCli(args, V1);
+    expect(first.status, first.stderr).toBe(2);
+    expect(first.stderr).toMatch(/tomorecon: aborted: .*RELION_JOB_ABORT_NOW found: stopped before tomogram TS_01 \(0 of 2 tomograms done\)/);
+    expect(fs.existsSync(path.join(o, 'RELION_JOB_EXIT_ABORTED'))).toBe(true);
+    expect(fs.existsSync(path.join(o, 'merged.mrc'))).toBe(false);
+    // While the first tomogram is read (slowly): stops before the second, its sums checkpointed.
+    fs.rmSync(path.join(o, 'RELION_JOB_ABORT_NOW'));
+    fs.rmSync(path.join(o, 'RELION_JOB_EXIT_ABORTED'));
+    const child = spawn(process.execPath, [path.join(REPO, 'bin/tomorecon.js'), ...args], { cwd: V1, env: { ...process.env, TOMORECON_TEST_LOAD_DELAY_MS: '150' } });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const code = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    // The plan's line comes just before the first tomogram's check; its load then takes ≥ 1.2 s
+    // (8 reads of 4 tilts, 150 ms each): the file appears while it is read.
+    while (!err.includes('estimated peak memory') && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 400));
+    fs.writeFileSync(path.join(o, 'RELION_JOB_ABORT_NOW'), '');
+    expect(await code, err).toBe(2);
+    expect(err).toContain('stopped before tomogram TS_02 (1 of 2 tomograms done)');
+    expect(fs.existsSync(path.join(o, 'RELION_JOB_EXIT_ABORTED'))).toBe(true);
+    fs.rmSync(path.join(o, 'RELION_JOB_ABORT_NOW'));
+    const resumed = runCli([...args, '--only_do_unfinished'], V1);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain('resuming: 1 of 2 tomograms already done');
+    const clean = outDir();
+    expect(runCli(['reconstruct', ...common, '--o', clean], V1).status).toBe(0);
+    expectSameMaps(o, clean);
   });
 });

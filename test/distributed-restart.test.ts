@@ -236,6 +236,24 @@ describe('coordinator restart', () => {
     expect(rep.message).toContain('merged.mrc');
   });
 
+  it("stops at the RELION pipeliner's abort, with status 2 and RELION_JOB_EXIT_ABORTED", async () => {
+    const out = path.join(tmp, 'aborted');
+    const runId = `abort-${process.pid}`;
+    const coordinator = procs.cli(
+      ['coordinator', '--nats', bed.nats.url, '--run-id', runId, '--chunk-size', '2', '--i', 'optimisation_set.star', '--b', '48', '--o', out, '--pipeline_control', `${out}/`],
+      V1,
+    );
+    const worker = procs.cli(['worker', '--nats', bed.nats.url, '--run-id', runId], tmp, { TOMORECON_TEST_CHUNK_DELAY_MS: '200' });
+    await coordinator.waitFor((c) => c.count('chunk assigned') >= 2, 30_000, 'chunks handed out');
+    fs.writeFileSync(path.join(out, 'RELION_JOB_ABORT_NOW'), '');
+    const ended = await coordinator.exit(30_000);
+    expect(ended.code, coordinator.stderr).toBe(2);
+    expect(coordinator.stderr).toMatch(/tomorecon: aborted: .*RELION_JOB_ABORT_NOW found: stopped with \d+ of 24 chunks committed/);
+    expect(fs.existsSync(path.join(out, 'RELION_JOB_EXIT_ABORTED'))).toBe(true);
+    expect(fs.existsSync(path.join(out, 'RELION_JOB_EXIT_FAILURE'))).toBe(false);
+    expect((await worker.exit(20_000)).code).not.toBe(0);
+  });
+
   it('fails with one clear message when a commit round cannot write its checkpoint', async () => {
     const out = path.join(tmp, 'checkpoint-blocked');
     const runId = `blocked-${process.pid}`;

@@ -8,6 +8,7 @@ import { simulateCommand } from './simulateCommand.js';
 import { RECONSTRUCT_FLAGS, defineReconstructFlags } from './reconstructCommand.js';
 import { COORDINATOR_FLAGS, WORKER_FLAGS } from '../distributed/flags.js';
 import { defineFlags, warnUnknownFlags } from './flags.js';
+import { RELION_CONSOLE_FLAGS } from './relionArgs.js';
 
 export interface CommandModule {
   name: string;
@@ -20,9 +21,9 @@ export interface CommandModule {
 const coordinatorCommand: CommandModule = {
   name: 'coordinator',
   describe: 'Distributed run: plan the reconstruction and hand it to workers over NATS (takes every reconstruct flag)',
-  builder: (y: Argv) => defineFlags(defineReconstructFlags(y), COORDINATOR_FLAGS),
+  builder: (y: Argv) => defineFlags(defineReconstructFlags(y), [...COORDINATOR_FLAGS, ...RELION_CONSOLE_FLAGS]),
   handler: async (args: ArgumentsCamelCase) => {
-    warnUnknownFlags(args, [...RECONSTRUCT_FLAGS, ...COORDINATOR_FLAGS].map((f) => f.name));
+    warnUnknownFlags(args, [...RECONSTRUCT_FLAGS, ...COORDINATOR_FLAGS, ...RELION_CONSOLE_FLAGS].map((f) => f.name));
     const { runCoordinator } = await import('../../coordinator/main.js');
     await runCoordinator(args, ['tomorecon', ...process.argv.slice(2)]);
   },

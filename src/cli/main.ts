@@ -3,11 +3,14 @@
  * anything else is a bug and is reported with its stack.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import yargs from 'yargs';
-import { isTomoError } from '../errors.js';
+import { JobAborted, isTomoError } from '../errors.js';
+import { COORDINATOR_FLAGS } from '../distributed/flags.js';
 import { RECONSTRUCT_FLAGS, defineReconstructFlags, runReconstruct } from './reconstructCommand.js';
 import { COMMANDS } from './commands.js';
-import { warnUnknownFlags } from './flags.js';
+import { defineFlags, warnUnknownFlags } from './flags.js';
+import { RELION_CONSOLE_FLAGS, normalisedValue, relionArgs } from './relionArgs.js';
 
 const PARSER = {
   'camel-case-expansion': false,
@@ -18,11 +21,61 @@ const PARSER = {
   'parse-positional-numbers': false,
 } as const;
 
-export async function main(argv: string[]): Promise<number> {
-  const commandLine = ['tomorecon', ...argv];
+const RELION_PROGRAMS = ['relion_tomo_reconstruct_particle', 'relion_tomo_reconstruct_particle_mpi'] as const;
+type RelionProgram = (typeof RELION_PROGRAMS)[number];
+
+/**
+ * The RELION program this process was started as, from the name of the file run
+ * (process.argv[1]: a link to bin/tomorecon.js named after it; README, "Using tomorecon from
+ * RELION"), or undefined.
+ */
+export function relionProgram(script: string | undefined): RelionProgram | undefined {
+  const name = path.basename(script ?? '').replace(/\.(m?js)$/, '');
+  return RELION_PROGRAMS.find((p) => p === name);
+}
+
+/** This process's rank when started by mpirun or srun (0 otherwise). */
+export function mpiRank(env: NodeJS.ProcessEnv): number {
+  for (const v of ['OMPI_COMM_WORLD_RANK', 'PMI_RANK', 'PMIX_RANK', 'MV2_COMM_WORLD_RANK', 'SLURM_PROCID']) {
+    const r = Number(env[v]);
+    if (env[v] !== undefined && Number.isInteger(r) && r >= 0) return r;
+  }
+  return 0;
+}
+
+/**
+ * `relion`: started as a RELION program (relionProgram): argv are its arguments, run as
+ * `reconstruct`, and note.txt names the program as typed. Under the _mpi name only rank 0 works.
+ */
+export async function main(argv: string[], relion?: RelionProgram, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const commandLine = relion ? [relion, ...argv] : ['tomorecon', ...argv];
+  if (relion) {
+    const rank = relion.endsWith('_mpi') ? mpiRank(env) : 0;
+    if (rank > 0) {
+      // Every rank of `mpirun -n N` starts here; one process with threads does the whole run.
+      process.stdout.write(`${relion}: rank ${rank}: tomorecon reconstructs in rank 0 with threads (for several nodes use its distributed mode); nothing to do here\n`);
+      return 0;
+    }
+    argv = ['reconstruct', ...argv];
+  }
   let pipelinePrefix = '';
   let exitCode = 0;
   try {
+    // The commands that take RELION's flags read them as RELION does (relionArgs.ts); the
+    // pipeliner's prefix is known before parsing, so that a command-line error is reported too.
+    const relionFlags =
+      argv[0] === 'reconstruct' ? [...RECONSTRUCT_FLAGS, ...RELION_CONSOLE_FLAGS] : argv[0] === 'coordinator' ? [...RECONSTRUCT_FLAGS, ...COORDINATOR_FLAGS, ...RELION_CONSOLE_FLAGS] : null;
+    if (relionFlags) {
+      const rest = relionArgs(argv.slice(1), relionFlags, (m) => process.stderr.write(`warning: ${m}\n`));
+      // As RELION: no argument prints the usage (and exits 0); --list_themes lists and exits.
+      if (rest.length === 0) rest.push('--help');
+      if (rest.includes('--list_themes')) {
+        process.stdout.write('classic (tomorecon writes no colours)\n');
+        return 0;
+      }
+      pipelinePrefix = normalisedValue(rest, 'pipeline_control') ?? '';
+      argv = [argv[0], ...rest];
+    }
     let parser = yargs(argv)
       .scriptName('tomorecon')
       .parserConfiguration(PARSER)
@@ -30,18 +83,13 @@ export async function main(argv: string[]): Promise<number> {
       .command(
         'reconstruct',
         'Reconstruct a particle from tilt series (drop-in for relion_tomo_reconstruct_particle)',
-        (y) => defineReconstructFlags(y),
+        (y) => defineFlags(defineReconstructFlags(y), RELION_CONSOLE_FLAGS),
         async (args) => {
-          warnUnknownFlags(args, RECONSTRUCT_FLAGS.map((f) => f.name));
+          warnUnknownFlags(args, [...RECONSTRUCT_FLAGS, ...RELION_CONSOLE_FLAGS].map((f) => f.name));
           await runReconstruct(args, commandLine);
         },
       );
     for (const c of COMMANDS) parser = parser.command(c.name, c.describe, c.builder, c.handler);
-    // The RELION pipeliner's exit files, for every command that takes --pipeline_control
-    // (reconstruct and coordinator); recorded before the command runs so a failure is reported too.
-    parser = parser.middleware((args) => {
-      if (typeof args.pipeline_control === 'string') pipelinePrefix = args.pipeline_control;
-    });
     await parser
       .demandCommand(1, 'name a command: reconstruct, coordinator, worker, simulate, fsc or demo')
       .strictCommands()
@@ -54,6 +102,12 @@ export async function main(argv: string[]): Promise<number> {
       .parseAsync();
     if (pipelinePrefix) touch(`${pipelinePrefix}RELION_JOB_EXIT_SUCCESS`);
   } catch (e) {
+    if (e instanceof JobAborted) {
+      // As RELION: status 2 and the ABORTED file for the pipeliner.
+      process.stderr.write(`tomorecon: aborted: ${e.message}\n`);
+      if (pipelinePrefix) touch(`${pipelinePrefix}RELION_JOB_EXIT_ABORTED`);
+      return 2;
+    }
     exitCode = 1;
     if (isTomoError(e) || (e as { usage?: boolean }).usage) {
       process.stderr.write(`tomorecon: error: ${(e as Error).message}\n`);
@@ -65,8 +119,10 @@ export async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
+/** Creates an empty file (and its folder: RELION makes the output directory before anything). */
 function touch(file: string): void {
   try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, '');
   } catch (e) {
     process.stderr.write(`warning: cannot create ${file}: ${(e as Error).message}\n`);

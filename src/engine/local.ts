@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { TomoError } from '../errors.js';
+import { JobAborted, TomoError } from '../errors.js';
 import { Accumulator, accumulatorBytes, createAccumulator } from '../recon/backproject.js';
 import { foldSphere, insertionRuns } from '../recon/insertion.js';
 import { KernelWorkspace, buildTomogramTables, evenAberrationTables, particleRecordLength, processParticle } from '../recon/particleKernel.js';
@@ -156,6 +156,11 @@ export interface AccumulationState {
    * tomogram in `halves`, which are not changed until it settles.
    */
   onFolded?: (last: boolean) => void | Promise<void>;
+  /**
+   * Asked before each tomogram (RELION's pipeline abort): when it says so, the tomograms done so
+   * far are folded (and checkpointed by onFolded) and the run ends with a JobAborted error.
+   */
+  abortRequested?: () => string | null;
   phases: PhaseTimes;
 }
 
@@ -177,8 +182,33 @@ export async function accumulate(
   const zeroSums = [state.done.size === 0, state.done.size === 0];
   // Back-projected into the threads' sums but not yet folded into the run's.
   const unfolded: number[] = [];
+  // Fold every thread's sums into the run's and zero them for the next tomogram (not after the
+  // last one), over the insertion sphere only (the rest is zero in both); sums still zero are
+  // copied into rather than added to (their pages not read before being written).
+  const fold = async (sums: HalfPair[], last: boolean): Promise<void> => {
+    phases.time('back-projection', () => {
+      for (const part of sums) {
+        for (const h of [0, 1]) {
+          const a = part[h];
+          if (!a) continue;
+          foldSphere(state.halves[h], a, sphere, zeroSums[h], !last);
+          zeroSums[h] = false;
+        }
+      }
+    });
+    for (const t of unfolded) state.done.add(t);
+    unfolded.length = 0;
+    if (state.onFolded) await phases.timeAsync('checkpoints', async () => state.onFolded!(last));
+  };
+  let previous: HalfPair[] | null = null;
   try {
     for (const w of todo) {
+      const abort = state.abortRequested?.();
+      if (abort) {
+        // The tomograms back-projected so far are kept (checkpointed) for --only_do_unfinished.
+        if (previous && unfolded.length > 0) await fold(previous, false);
+        throw new JobAborted(`${abort}: stopped before tomogram ${w.tomogram.name} (${state.done.size} of ${plan.work.length} tomograms done)`);
+      }
       let sums: HalfPair[];
       if (engine instanceof WorkerEngine && !plan.kernel.whiten) {
         // The threads start on the first frames while the main thread reads the rest (the
@@ -208,24 +238,10 @@ export async function accumulate(
         sums = await phases.timeAsync('back-projection', () => engine.run(w, loaded.stack, loaded.noise, progress));
       }
       unfolded.push(w.tomogram.index);
+      previous = sums;
       const last = w === todo[todo.length - 1];
       if (!last && !state.checkpointDue?.()) continue;
-      // Fold every thread's sums into the run's and zero them for the next tomogram (not after
-      // the last one), over the insertion sphere only (the rest is zero in both); sums still
-      // zero are copied into rather than added to (their pages not read before being written).
-      phases.time('back-projection', () => {
-        for (const part of sums) {
-          for (const h of [0, 1]) {
-            const a = part[h];
-            if (!a) continue;
-            foldSphere(state.halves[h], a, sphere, zeroSums[h], !last);
-            zeroSums[h] = false;
-          }
-        }
-      });
-      for (const t of unfolded) state.done.add(t);
-      unfolded.length = 0;
-      if (state.onFolded) await phases.timeAsync('checkpoints', async () => state.onFolded!(last));
+      await fold(sums, last);
     }
   } finally {
     await engine.close();

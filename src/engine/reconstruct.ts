@@ -2,6 +2,7 @@
  * A whole reconstruct run with the local engine: validate, read inputs, accumulate, finalise,
  * write. Used by the CLI and by tests (threads = 0 runs in the calling thread).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { TomoError } from '../errors.js';
 import { accumulate, planMemory, zeroHalves } from './local.js';
@@ -87,6 +88,10 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
       // After the last tomogram the maps follow at once: that checkpoint is written by finishRun,
       // while a thread finalises the merged map. With --no_recon the sums are the result.
       checkpointDue: o.noBackup ? undefined : worthSaving,
+      // The RELION pipeliner's abort (its GUI's Abort button), looked for before each tomogram.
+      abortRequested: o.pipelineControl
+        ? () => (fs.existsSync(`${o.pipelineControl}RELION_JOB_ABORT_NOW`) ? `${o.pipelineControl}RELION_JOB_ABORT_NOW found` : null)
+        : undefined,
       onFolded: o.noBackup
         ? undefined
         : async (last) => {
