@@ -73,10 +73,11 @@ for (const b of BOXES) {
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
     if (res.status !== 0) throw new Error(`reconstruct --b ${b} failed:\n${res.stderr}`);
     walls.push(wall);
-    const m = /peak memory \(RSS\) (\d+) MiB/.exec(res.stderr);
+    // The run's report lines are on stdout (as RELION's).
+    const m = /peak memory \(RSS\) (\d+) MiB/.exec(res.stdout);
     rss.push(m ? Number(m[1]) * 1.048576 : NaN);
-    phases = /time per phase: ([^;]*)/.exec(res.stderr)?.[1] ?? '';
-    const c = /; CPU ([0-9.]+) s/.exec(res.stderr);
+    phases = /time per phase: ([^;]*)/.exec(res.stdout)?.[1] ?? '';
+    const c = /; CPU ([0-9.]+) s/.exec(res.stdout);
     cpu.push(c ? Number(c[1]) : NaN);
   }
   const row = {

@@ -59,8 +59,8 @@ describe('checkpoints', () => {
     expect(fs.existsSync(path.join(o, 'temp', 'tomorecon_sums.ckpt'))).toBe(true);
     const second = runCli([...base, '--o', o, '--only_do_unfinished'], V1);
     expect(second.status).toBe(0);
-    expect(second.stderr).toMatch(/resuming: 2 of 2 tomograms already done/);
-    expect(second.stderr).toMatch(/back-projected 0 tomogram\(s\) in this run/);
+    expect(second.stdout).toMatch(/resuming: 2 of 2 tomograms already done/);
+    expect(second.stdout).toMatch(/back-projected 0 tomogram\(s\) in this run/);
     expect(fs.existsSync(path.join(o, 'temp', 'tomorecon_sums.ckpt'))).toBe(false);
     const direct = path.join(tmp, 'direct');
     expect(runCli([...base, '--o', direct], V1).status).toBe(0);

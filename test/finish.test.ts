@@ -77,12 +77,12 @@ describe('outputs of an earlier run in --o', () => {
     const args = ['reconstruct', '--i', 'optimisation_set.star', '--b', '32', '--o', out];
     const first = runCli(args, V1);
     expect(first.status, first.stderr).toBe(0);
-    expect(first.stderr).toContain('half-map FSC 0.143');
+    expect(first.stdout).toContain('half-map FSC 0.143');
     expect(fs.existsSync(path.join(out, 'fsc.json'))).toBe(true);
     const second = runCli(args, data);
     expect(second.status, second.stderr).toBe(0);
     expect(second.stderr).toContain('have no rlnRandomSubset');
-    expect(second.stderr).not.toContain('half-map FSC');
+    expect(second.stdout).not.toContain('half-map FSC');
     expect(fs.existsSync(path.join(out, 'fsc.json'))).toBe(false);
     expect(fs.existsSync(path.join(out, 'fsc.star'))).toBe(false);
   });
@@ -98,7 +98,7 @@ describe('outputs of an earlier run in --o', () => {
     expect(removeStaleTempFiles(path.join(tmp, 'no-such-dir'))).toBe(0);
     const res = runCli(['reconstruct', '--i', 'optimisation_set.star', '--b', '32', '--o', out], V1);
     expect(res.status, res.stderr).toBe(0);
-    expect(res.stderr).toContain(`removed 2 temporary file(s) that an interrupted run left in ${out}`);
+    expect(res.stdout).toContain(`removed 2 temporary file(s) that an interrupted run left in ${out}`);
     for (const f of stale) expect(fs.existsSync(f), f).toBe(false);
     for (const f of kept) expect(fs.existsSync(f), f).toBe(true);
     expect(fs.readdirSync(out).filter((f) => f.includes('.tmp-') && !kept.includes(path.join(out, f)))).toEqual([]);

@@ -194,7 +194,7 @@ describe('tomograms without particles', () => {
     const without = path.join(dir, 'out');
     const res = runCli(['reconstruct', '--i', 'optimisation_set.star', ...ARGS, '--o', without], dir);
     expect(res.status, res.stderr).toBe(0);
-    expect(res.stderr).toContain('back-projected 1 tomogram(s)');
+    expect(res.stdout).toContain('back-projected 1 tomogram(s)');
     // The same particles with TS_02's images there: the same maps.
     fs.symlinkSync(path.join(V1, 'tilt_series', 'TS_02.mrcs'), path.join(dir, 'tilt_series', 'TS_02.mrcs'));
     const withAll = path.join(dir, 'out-all');

@@ -43,13 +43,13 @@ describe('resume after SIGKILL', () => {
 
     const resumed = runCli([...ARGS, '--o', out, '--only_do_unfinished'], data);
     expect(resumed.status).toBe(0);
-    const m = /resuming: (\d+) of (\d+) tomograms already done/.exec(resumed.stderr);
-    expect(m, resumed.stderr).not.toBeNull();
+    const m = /resuming: (\d+) of (\d+) tomograms already done/.exec(resumed.stdout);
+    expect(m, resumed.stdout).not.toBeNull();
     const done = Number(m![1]);
     expect(Number(m![2])).toBe(TOMOS);
     expect(done).toBeGreaterThanOrEqual(1);
     expect(done).toBeLessThan(TOMOS);
-    expect(resumed.stderr).toContain(`back-projected ${TOMOS - done} tomogram(s) in this run`);
+    expect(resumed.stdout).toContain(`back-projected ${TOMOS - done} tomogram(s) in this run`);
     for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_merged.mrc', 'weight_merged.mrc']) {
       const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
       expect(r, `${f}: r = ${r}`).toBeGreaterThanOrEqual(0.999999);
@@ -87,8 +87,8 @@ describe('resume after SIGKILL', () => {
 
     const resumed = runCli([...ARGS, '--o', out, '--only_do_unfinished'], data);
     expect(resumed.status).toBe(0);
-    expect(resumed.stderr).toContain(`resuming: ${TOMOS} of ${TOMOS} tomograms already done`);
-    expect(resumed.stderr).toContain('back-projected 0 tomogram(s) in this run');
+    expect(resumed.stdout).toContain(`resuming: ${TOMOS} of ${TOMOS} tomograms already done`);
+    expect(resumed.stdout).toContain('back-projected 0 tomogram(s) in this run');
     expect(fs.existsSync(ckpt)).toBe(false);
     for (const f of ['half1.mrc', 'half2.mrc', 'merged.mrc', 'data_merged.mrc', 'weight_merged.mrc']) {
       const r = pearson(readMrc(path.join(out, f)).data, readMrc(path.join(clean, f)).data);
@@ -113,7 +113,7 @@ describe('resume refused', () => {
     // Unchanged inputs: the checkpoint is taken.
     const same = runCli([...args, '--no_recon', '--only_do_unfinished'], copy);
     expect(same.status, same.stderr).toBe(0);
-    expect(same.stderr).toContain('resuming: 2 of 2 tomograms already done');
+    expect(same.stdout).toContain('resuming: 2 of 2 tomograms already done');
     // A new defocus for the first tilt of TS_02 (as after CTF refinement).
     const ts = path.join(copy, 'tilt_series', 'TS_02.star');
     const text = fs.readFileSync(ts, 'utf8');

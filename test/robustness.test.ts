@@ -228,7 +228,7 @@ describe('warnings that are not errors', () => {
     const res = runCli(['reconstruct', ...BASE, '--o', 'out2'], dir);
     expect(res.status).toBe(0);
     expect(res.stderr).toMatch(/warning: particles in particles\.star belong to tomograms not in tomograms\.star, and are ignored: TS_77/);
-    expect(res.stderr).toMatch(/24 particles in 1 tomograms/);
+    expect(res.stdout).toMatch(/24 particles in 1 tomograms/);
   });
 });
 

@@ -17,7 +17,7 @@ export const RECONSTRUCT_FLAGS: FlagSpec[] = [
   { name: 'bin', kind: 'number', describe: 'Binning factor (≥ 1, may be non-integer; round(bin·b) must be even); default 1' },
   { name: 'taper', kind: 'number', describe: 'Soft spherical edge in voxels; applied to every final map, with mean subtraction, as RELION does; default 10' },
   { name: 'SNR', kind: 'number', describe: 'Assumed SNR for Wiener division (> 0); default -1 = RELION heuristic division' },
-  { name: 'sym', kind: 'string', describe: 'Point-group symmetry, RELION notation (Cn, Ci, Cs, Cnv, Cnh, Sn, Dn, Dnv, Dnh, T, Td, Th, O, Oh, I, I1…I5, Ih, I1h…I5h); default C1' },
+  { name: 'sym', kind: 'string', describe: 'Point-group symmetry, RELION notation (Cn, Ci, Cs, Cnv, Cnh, Sn, Dn, Dnv, Dnh, T, Td, Th, O, Oh, I, I1…I4, Ih, I1h…I4h); default C1' },
   { name: 'nr_helical_asu', kind: 'number', describe: 'Number of helical asymmetric units to symmetrise over (with --helical_rise, --helical_twist); default 1' },
   { name: 'helical_rise', kind: 'number', describe: 'Helical rise in Å; default 0' },
   { name: 'helical_twist', kind: 'number', describe: 'Helical twist in degrees; default 0' },
@@ -80,8 +80,10 @@ export function optionsFromArgs(args: Record<string, unknown>, commandLine: stri
 
 export async function runReconstruct(args: Record<string, unknown>, commandLine: string[]): Promise<void> {
   const o = optionsFromArgs(args, commandLine);
-  const summary = await reconstruct(o, (line) => process.stderr.write(`${line}\n`));
-  process.stderr.write(
+  // As RELION: what the run reports on stdout, warnings (and errors) on stderr (the RELION GUI
+  // shows a job's stderr as its errors).
+  const summary = await reconstruct(o, (line) => (line.startsWith('warning:') ? process.stderr : process.stdout).write(`${line}\n`));
+  process.stdout.write(
     `done: ${summary.particles} particles from ${summary.tomograms} tomograms in ${summary.seconds.toFixed(1)} s; maps in ${o.o}\n`,
   );
 }

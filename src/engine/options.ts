@@ -79,6 +79,9 @@ export function boxSizes(b: number, bin: number): { s: number; sh: number; s0: n
   return { s: b, sh: (b >> 1) + 1, s0: Math.trunc(bin * b + 0.5) };
 }
 
+/** The largest even box whose half-set data sums (16·(b/2+1)·b² bytes) fit in 4 GiB. */
+export const MAX_BOX = 812;
+
 /** What an accepted option does that a user may not expect (logged as warnings before the run). */
 export function optionWarnings(o: ReconstructOptions): string[] {
   const w: string[] = [];
@@ -95,6 +98,11 @@ export function validateOptions(o: ReconstructOptions): void {
   int(o.b, '--b');
   if (o.b < 4 || o.b % 2 !== 0) {
     throw new TomoError(`--b ${o.b}: the box size must be even and at least 4 (RELION computes wrong shifts for odd boxes)`);
+  }
+  // One half set's data sums (complex float64, (b/2+1)·b² values) must fit in one array (4 GiB).
+  const sumsBytes = 16 * (Math.floor(o.b / 2) + 1) * o.b * o.b;
+  if (sumsBytes > 2 ** 32) {
+    throw new TomoError(`--b ${o.b}: boxes above ${MAX_BOX} are not supported (one half set's sums would take ${(sumsBytes / 1e9).toFixed(1)} GB; an array here holds at most 4 GiB)`);
   }
   if (!(o.bin >= 1)) {
     throw new TomoError(`--bin ${o.bin}: the binning factor must be a number ≥ 1`);

@@ -15,7 +15,8 @@ export class Progress {
     private readonly total: number,
     private readonly unit: string,
     private readonly mode: ProgressMode = 'auto',
-    private readonly stream: NodeJS.WriteStream = process.stderr,
+    // On stdout, as RELION's progress bar (its GUI shows stderr as errors).
+    private readonly stream: NodeJS.WriteStream = process.stdout,
   ) {
     this.tty = mode === 'auto' && Boolean(stream.isTTY);
   }
