@@ -113,7 +113,10 @@ describe('resolutionAt', () => {
     expect(crossingShell([-1, 0.9, 0.8, 0.7], 0.5)).toBeNull(); // shell 0 (the mean) is not looked at
     expect(resolutionAt([-1, 0.9, 0.8, 0.7], 0.5, 6, 1.5)).toBe(3); // stays above: Nyquist, 2·px
     expect(resolutionAt([0.2, 0.1, 0.0], 0.5, 4, 1)).toBe(Infinity); // below from the start
-    expect(resolutionAt([1, 0.1, 0.0], 0.5, 4, 1)).toBeCloseTo(4 / (0.5 / 0.9), 12); // between shell 0 and 1
+    // Below at shell 1: no resolution, whatever the sign of shell 0 (the maps' means' product).
+    expect(crossingShell([1, 0.1, 0.0], 0.5)).toBe(0);
+    expect(resolutionAt([1, 0.1, 0.0], 0.5, 4, 1)).toBe(Infinity);
+    expect(resolutionAt([-1, 0.1, 0.0], 0.5, 4, 1)).toBe(Infinity);
   });
 });
 
@@ -173,7 +176,8 @@ describe('FSC from separately computed spectra (the report’s half maps, one pe
       writeMrc(fb, b, n, n, n, 1.5);
       const whole = compareMapFiles(fa, fb);
       const split = compareSpectra(readMapSpectrum(fa), readMapSpectrum(fb));
-      const { pearson: _r, ...withoutPearson } = whole;
+      const { pearson: _r, noPixelSize, ...withoutPearson } = whole;
+      expect(noPixelSize).toBe(false);
       expect(split).toEqual(withoutPearson);
       expect(Array.from(split.curve)).toEqual(Array.from(fsc(readMrc(fa).data, readMrc(fb).data, n)));
       const fc = path.join(dir, 'c.mrc');
@@ -182,6 +186,18 @@ describe('FSC from separately computed spectra (the report’s half maps, one pe
       const fd = path.join(dir, 'd.mrc');
       writeMrc(fd, new Float64Array(8 * 8 * 4), 8, 8, 4, 1.5);
       expect(() => readMapSpectrum(fd)).toThrow(/the FSC needs a cubic map/);
+      // A map with a NaN voxel is an error naming it (its FSC was silently 0 before).
+      const fn = path.join(dir, 'nan.mrc');
+      const withNan = Float64Array.from(b);
+      withNan[77] = NaN;
+      writeMrc(fn, withNan, n, n, n, 1.5);
+      expect(() => compareSpectra(readMapSpectrum(fa), readMapSpectrum(fn))).toThrow(/FSC of .*a\.mrc and .*nan\.mrc: .*nan\.mrc has non-finite values/);
+      expect(() => compareMapFiles(fa, fn)).toThrow(/nan\.mrc has non-finite values/);
+      // Headers without a pixel size: said so (resolutions in pixels).
+      const [pa, pb] = [path.join(dir, 'p0a.mrc'), path.join(dir, 'p0b.mrc')];
+      writeMrc(pa, a, n, n, n, 0);
+      writeMrc(pb, b, n, n, n, 0);
+      expect(compareMapFiles(pa, pb).noPixelSize).toBe(true);
       // Transformed in a lent work array, plain or in a WebAssembly arena whose FFT rfft3 uses
       // (as a finalisation thread does): the same spectrum, bit for bit.
       const { WasmArena } = await import('../src/recon/wasmArena.js');

@@ -79,7 +79,8 @@ export function fscOfSpectra(A: Float64Array, B: Float64Array, n: number): Float
   const out = new Float64Array(shells);
   for (let s = 0; s < shells; s++) {
     const d = Math.sqrt(da[s] * db[s]);
-    out[s] = d > 0 ? num[s] / d : 0;
+    // A shell with no power in a map correlates 0; NaN (a map with non-finite values) stays NaN.
+    out[s] = d > 0 ? num[s] / d : d === 0 ? 0 : NaN;
   }
   return out;
 }
@@ -156,6 +157,9 @@ export function compareSpectra(a: MapSpectrum, b: MapSpectrum): FscComparison {
   // A header without a pixel size (0) gives resolutions in pixels·1 = "Å at 1 Å/px".
   const px = pa > 0 ? pa : 1;
   const curve = fscOfSpectra(a.spectrum, b.spectrum, n);
+  if (curve.some((v) => Number.isNaN(v))) {
+    throw new TomoError(`FSC of ${a.file} and ${b.file}: ${[a, b].filter((m) => m.spectrum.some((v) => !Number.isFinite(v))).map((m) => m.file).join(' and ') || 'a map'} has non-finite values (NaN or infinity)`);
+  }
   return {
     fileA: a.file,
     fileB: b.file,
@@ -173,13 +177,14 @@ export function compareSpectra(a: MapSpectrum, b: MapSpectrum): FscComparison {
  * Fractional shell at which the curve first drops below `threshold`, searching from shell 1
  * (shell 0, the mean, is ignored): linear interpolation between the last shell above and the
  * first shell below. Returns null if the curve never drops below the threshold (up to Nyquist),
- * and 0 if it is already below at shell 0 and 1 (no resolution at all).
+ * and 0 if it is already below at shell 1 (no resolution at all: shell 0 is not a point to
+ * interpolate from, its sign is that of the maps' means, ~1e-10 for reconstructed maps).
  */
 export function crossingShell(curve: ArrayLike<number>, threshold: number): number | null {
   for (let i = 1; i < curve.length; i++) {
     if (curve[i] < threshold) {
+      if (i === 1) return 0;
       const hi = curve[i - 1];
-      if (!(hi >= threshold)) return i === 1 ? 0 : i - 1; // only at i = 1 can the previous be below
       const t = (hi - threshold) / (hi - curve[i]);
       return i - 1 + t;
     }

@@ -11,6 +11,8 @@ import { boolFlag } from './flags.js';
 
 export interface MapComparison extends FscComparison {
   pearson: number;
+  /** The headers give no pixel size: resolutions are in pixels (as at 1 Å/px). */
+  noPixelSize: boolean;
 }
 
 /** Reads two cubic maps of the same size and pixel size and compares them. */
@@ -22,7 +24,7 @@ export function compareMapFiles(fileA: string, fileB: string): MapComparison {
   checkFscPair(a.header, b.header);
   const n = a.header.nx;
   const spectrum = (m: typeof a, file: string): MapSpectrum => ({ file, header: m.header, spectrum: rfft3(m.data, n, n, n) });
-  return { ...compareSpectra(spectrum(a, fileA), spectrum(b, fileB)), pearson: pearson(a.data, b.data) };
+  return { ...compareSpectra(spectrum(a, fileA), spectrum(b, fileB)), pearson: pearson(a.data, b.data), noPixelSize: !(a.header.pixelSize[0] > 0) };
 }
 
 /** `FSC 0.143: 8.65 Å` (with a note when the curve never crosses). */
@@ -33,7 +35,8 @@ export function formatResolution(label: string, value: number, atNyquist: boolea
 }
 
 function report(c: MapComparison): string {
-  const lines = [`# FSC of ${c.fileA} and ${c.fileB} (${c.n}³, ${c.pixelSize} Å/px)`, 'shell  resolution_A      FSC'];
+  const px = c.noPixelSize ? 'no pixel size in the headers: resolutions in pixels' : `${c.pixelSize} Å/px`;
+  const lines = [`# FSC of ${c.fileA} and ${c.fileB} (${c.n}³, ${px})`, 'shell  resolution_A      FSC'];
   c.curve.forEach((v, s) => {
     const res = s === 0 ? 'inf' : ((c.n * c.pixelSize) / s).toFixed(2);
     lines.push(`${String(s).padStart(5)}  ${res.padStart(12)}  ${v.toFixed(4).padStart(7)}`);
@@ -51,7 +54,7 @@ function toJson(c: MapComparison): string {
       map_a: c.fileA,
       map_b: c.fileB,
       box: c.n,
-      pixel_size: c.pixelSize,
+      pixel_size: c.noPixelSize ? null : c.pixelSize,
       pearson: Number(c.pearson.toFixed(6)),
       'fsc_0.5_A': fin(c.fsc05),
       'fsc_0.143_A': fin(c.fsc0143),
