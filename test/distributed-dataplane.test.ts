@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
-import { AbortedError, DataPlane, SegmentSender, receiveSubtree, sendSubtree, touchPages } from '../coordinator/net/dataPlane.js';
+import { AbortedError, DataPlane, SegmentSender, advertised, receiveSubtree, sendSubtree, touchPages } from '../coordinator/net/dataPlane.js';
 import { SetLayout, binaryTree, coordinatorChildren } from '../src/distributed/tree.js';
 import { crc32 } from '../src/distributed/checksum.js';
 import { DataHeader, decode, encode } from '../src/distributed/messages.js';
@@ -97,6 +97,22 @@ describe('data plane', () => {
     written[0].fill(7);
     await touching;
     expect(written[0].every((v) => v === 7)).toBe(true);
+  });
+
+  it('tells others a reachable address when bound to a wildcard (0.0.0.0 in a container), not the wildcard', async () => {
+    const ifs = {
+      lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true }],
+      eth0: [
+        { address: 'fe80::1', family: 'IPv6', internal: false },
+        { address: '172.18.0.5', family: 'IPv4', internal: false },
+        { address: '2001:db8::5', family: 'IPv6', internal: false },
+      ],
+    } as unknown as ReturnType<typeof import('node:os').networkInterfaces>;
+    expect(advertised('tcp://0.0.0.0:4711', ifs)).toBe('tcp://172.18.0.5:4711');
+    expect(advertised('tcp://[::]:4711', ifs)).toBe('tcp://[2001:db8::5]:4711');
+    expect(advertised('tcp://10.1.2.3:4711', ifs)).toBe('tcp://10.1.2.3:4711');
+    expect(advertised('tcp://0.0.0.0:4711', { lo: ifs.lo } as typeof ifs)).toBe('tcp://127.0.0.1:4711');
+    // (Not bound for real to every interface: tests listen on loopback only.)
   });
 
   it("takes a sender's acknowledgements of its own round only (not late ones of an earlier round's segment k)", async () => {

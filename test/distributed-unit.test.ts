@@ -16,7 +16,7 @@ import { doseXRanges } from '../src/physics/dose.js';
 import { crc32, crc32Js } from '../src/distributed/checksum.js';
 import { planWorkerMemory } from '../src/distributed/memory.js';
 import { readDistributedCheckpoint, writeDistributedCheckpoint } from '../src/distributed/checkpoint.js';
-import { checkRunId, coordinatorOptionsFromArgs, zmqEndpoint } from '../src/distributed/flags.js';
+import { checkRunId, coordinatorOptionsFromArgs, natsAuthFromArgs, zmqEndpoint } from '../src/distributed/flags.js';
 import { decode, encode } from '../src/distributed/messages.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tomorecon-distributed-unit-'));
@@ -339,6 +339,20 @@ describe('checkpoint', () => {
 });
 
 describe('flags', () => {
+  it('take the NATS token from TOMORECON_NATS_TOKEN when --nats-token is not given (off the process list)', () => {
+    const before = process.env.TOMORECON_NATS_TOKEN;
+    try {
+      process.env.TOMORECON_NATS_TOKEN = 'from-env';
+      expect(natsAuthFromArgs({}).token).toBe('from-env');
+      expect(natsAuthFromArgs({ 'nats-token': 'given' }).token).toBe('given');
+      delete process.env.TOMORECON_NATS_TOKEN;
+      expect(natsAuthFromArgs({}).token).toBe('');
+    } finally {
+      if (before === undefined) delete process.env.TOMORECON_NATS_TOKEN;
+      else process.env.TOMORECON_NATS_TOKEN = before;
+    }
+  });
+
   it('bind only to the interface given', () => {
     expect(zmqEndpoint('127.0.0.1')).toBe('tcp://127.0.0.1:*');
     expect(zmqEndpoint('tcp://10.0.0.5:5555')).toBe('tcp://10.0.0.5:5555');

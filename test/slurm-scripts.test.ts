@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, REPO } from './helpers/paths.js';
+import net from 'node:net';
+import { CLI, CONFORMANCE, REPO } from './helpers/paths.js';
 import { CliProcess, NATS_SERVER, freePort, natsTestBed, sleep } from './helpers/nats.js';
 
 const ARRAY = path.join(REPO, 'slurm/tomorecon-array.sbatch');
@@ -17,10 +18,10 @@ const bed = natsTestBed('slurm-scripts');
 const scripts: CliProcess[] = [];
 
 /** Runs an sbatch script with bash, in its own process group (killed after each test). */
-function runScript(script: string, args: string[], env: Record<string, string>): CliProcess {
+function runScript(script: string, args: string[], env: Record<string, string>, cwd = bed.tmp): CliProcess {
   const p = new CliProcess(
     spawn('bash', [script, ...args], {
-      cwd: bed.tmp,
+      cwd,
       env: { ...process.env, TOMORECON_BIND: '127.0.0.1', NATS_SERVER, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
@@ -60,6 +61,58 @@ describe('tomorecon-array.sbatch', () => {
     expect(p.stderr).toContain('no_such_optimisation_set.star');
     expect(fs.readFileSync(file, 'utf8')).toBe(`RUN_ID=tomorecon-41\nFINISHED=${code}\n`);
     expect((fs.statSync(file).mode & 0o777).toString(8)).toBe('600');
+  });
+
+  it('runs NATS_SERVER given as a command with arguments, keeps the token off every command line, and reports a kill as 143', async () => {
+    const { out, file } = rendezvousIn('running-0');
+    // A coordinator that waits for a worker; --o=DIR as tomorecon takes it.
+    const p = runScript(
+      ARRAY,
+      ['--i', 'optimisation_set.star', '--b', '32', `--o=${out}`],
+      {
+        SLURM_ARRAY_TASK_ID: '0',
+        SLURM_ARRAY_JOB_ID: '45',
+        TOMORECON: CLI,
+        NATS_SERVER: `env ${NATS_SERVER}`,
+        TOMORECON_NATS_PORT: String(await freePort()),
+        TOMORECON_COORDINATOR_EXTRA: '--min-workers 1',
+      },
+      path.join(CONFORMANCE, 'V1'),
+    );
+    await p.waitFor((x) => x.count('waiting for workers') > 0, 30_000, 'the coordinator to wait for workers');
+    const token = /^NATS_TOKEN=(\w+)$/m.exec(fs.readFileSync(file, 'utf8'))?.[1];
+    expect(token, fs.readFileSync(file, 'utf8')).toMatch(/^[0-9a-f]{48}$/);
+    const cmdlines = fs
+      .readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .map((d) => {
+        try {
+          return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        } catch {
+          return '';
+        }
+      });
+    expect(cmdlines.some((c) => c.includes('nats-server') && c.includes('-c '))).toBe(true);
+    expect(cmdlines.filter((c) => c.includes(token!))).toEqual([]);
+    // As Slurm (scancel, time limit): SIGTERM to every process of the task.
+    process.kill(-p.pid, 'SIGTERM');
+    expect((await p.exit(10_000)).code).toBe(143);
+    expect(fs.readFileSync(file, 'utf8')).toBe('RUN_ID=tomorecon-45\nFINISHED=143\n');
+  });
+
+  it('says so when nats-server cannot start (its port is taken)', async () => {
+    const { out, file } = rendezvousIn('port-taken');
+    const taken = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => taken.once('listening', r));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const p = runScript(ARRAY, ['--i', 'x.star', '--b', '32', '--o', out], { SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_JOB_ID: '46', TOMORECON: 'false', TOMORECON_NATS_PORT: String(port) });
+      expect((await p.exit(20_000)).code).toBe(1);
+      expect(p.stderr).toContain(`tomorecon-array: nats-server did not start on 127.0.0.1:${port} (is the port in use? set TOMORECON_NATS_PORT)`);
+      expect(fs.readFileSync(file, 'utf8')).toBe('RUN_ID=tomorecon-46\nFINISHED=1\n');
+    } finally {
+      taken.close();
+    }
   });
 
   it('a worker task that starts after the run ended exits at once with status 0 and starts no worker', async () => {

@@ -8,6 +8,7 @@
  * ones unanswered for 5 s. Segment bytes are never copied on the way: sent from the buffer they
  * were summed in, received into ZeroMQ's own message memory and used there.
  */
+import os from 'node:os';
 import * as zmq from 'zeromq';
 import { bytesOf, crc32 } from '../../src/distributed/checksum.js';
 import { DataHeader, decode, encode } from '../../src/distributed/messages.js';
@@ -292,6 +293,22 @@ function corruptOnce(k: number): boolean {
   return true;
 }
 
+/**
+ * The endpoint to tell others for a socket bound at `bound`. A wildcard address (0.0.0.0, as in
+ * a container, or ::) is where this process listens, not where others reach it: they would
+ * connect to themselves. It is replaced by this host's first external address (its interface
+ * towards the others, e.g. a container's on the compose network), else loopback.
+ */
+export function advertised(bound: string, interfaces = os.networkInterfaces()): string {
+  const m = /^tcp:\/\/(0\.0\.0\.0|\[::\]|\*):(\d+)$/.exec(bound);
+  if (!m) return bound;
+  const all = Object.values(interfaces).flatMap((l) => l ?? []);
+  const v4 = all.find((a) => a.family === 'IPv4' && !a.internal);
+  const v6 = all.find((a) => a.family === 'IPv6' && !a.internal && !a.address.startsWith('fe80'));
+  if (m[1] !== '[::]' || !v6) return `tcp://${v4?.address ?? '127.0.0.1'}:${m[2]}`;
+  return `tcp://[${v6.address}]:${m[2]}`;
+}
+
 export class DataPlane {
   private router: zmq.Router | null = null;
   private routerQ: ImmediateSender | null = null;
@@ -319,7 +336,7 @@ export class DataPlane {
     }
     this.router = router;
     this.routerQ = new ImmediateSender(router);
-    this.endpoint = router.lastEndpoint ?? endpoint;
+    this.endpoint = advertised(router.lastEndpoint ?? endpoint);
     void this.receiveLoop(router);
     this.timer = setInterval(() => {
       const now = Date.now();

@@ -9,7 +9,7 @@ import { FlagSpec, numberFlag, stringFlag } from '../cli/flags.js';
 export const NATS_AUTH_FLAGS: FlagSpec[] = [
   { name: 'nats-user', kind: 'string', describe: 'NATS user name (with --nats-pass)' },
   { name: 'nats-pass', kind: 'string', describe: 'NATS password (with --nats-user)' },
-  { name: 'nats-token', kind: 'string', describe: 'NATS authentication token' },
+  { name: 'nats-token', kind: 'string', describe: 'NATS authentication token; default: $TOMORECON_NATS_TOKEN (which keeps it off the process list)' },
   { name: 'nats-nkey-seed', kind: 'string', describe: 'File holding an NKey seed (SU…) for NATS authentication' },
   { name: 'nats-creds', kind: 'string', describe: 'NATS .creds file (user JWT and NKey seed)' },
   { name: 'nats-tls-ca', kind: 'string', describe: 'CA certificate file (PEM) to verify the NATS server; turns TLS on' },
@@ -111,7 +111,8 @@ export function natsAuthFromArgs(args: Record<string, unknown>): NatsAuthOptions
   const a: NatsAuthOptions = {
     user: stringFlag(args, 'nats-user', ''),
     pass: stringFlag(args, 'nats-pass', ''),
-    token: stringFlag(args, 'nats-token', ''),
+    // From the environment when not given: a command line is visible to every user of the node.
+    token: stringFlag(args, 'nats-token', process.env.TOMORECON_NATS_TOKEN ?? ''),
     nkeySeedFile: stringFlag(args, 'nats-nkey-seed', ''),
     credsFile: stringFlag(args, 'nats-creds', ''),
     tlsCa: stringFlag(args, 'nats-tls-ca', ''),
