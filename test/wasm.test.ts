@@ -67,6 +67,30 @@ describe('WebAssembly back-projection', () => {
     expect(WasmArena.create(2 ** 32)).toBeNull();
     expect(() => arena.f64(1 << 20)).toThrow(/arena .* is full/);
   });
+
+  it('hands out pieces past 2 GiB (box ≥ ~476 locally, ~356 in a worker) that the kernel reads and writes', async () => {
+    const { tailOf } = await import('../src/recon/wasmVolume.js');
+    // 3 GiB reserved, only the pages written are used.
+    const arena = WasmArena.create(3 * 2 ** 30)!;
+    const first = arena.f64(2 ** 28 + 7); // 2 GiB + 56 bytes
+    expect(tailOf(first)).toBe(2 ** 31 + 128);
+    const s = 16;
+    const sh = 9;
+    const acc = arena.accumulator(s);
+    expect(acc.data.byteOffset).toBe(2 ** 31 + 128);
+    expect(acc.weight.byteOffset).toBeGreaterThan(acc.data.byteOffset);
+    expect(acc.weight.byteOffset % 64).toBe(0);
+    const P = arena.f32(2 * sh * s);
+    const Wt = arena.f32(sh * s);
+    P.set(Float32Array.from({ length: 2 * sh * s }, (_, i) => Math.sin(i)));
+    Wt.fill(1);
+    const ref = createAccumulator(s);
+    const M = eulerToMatrix(10, 20, 30);
+    expect(arena.insert(acc, s, P, Wt, M, 8)).toBe(true);
+    backprojectSlice(ref, s, P, Wt, M, 8);
+    expect(bytes(acc.data).equals(bytes(ref.data))).toBe(true);
+    expect(bytes(acc.weight).equals(bytes(ref.weight))).toBe(true);
+  });
 });
 
 /** The bytes of a typed array: equal bytes, equal values (−0 and NaN payloads included). */

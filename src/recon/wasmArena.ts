@@ -108,7 +108,7 @@ export class WasmArena {
   private take(bytes: number): number {
     const at = this.next;
     if (at + bytes > this.buffer.byteLength) throw new RangeError(`WebAssembly arena of ${this.buffer.byteLength} bytes is full`);
-    this.next = (at + bytes + 63) & ~63; // 64-byte aligned pieces
+    this.next = align64(at + bytes); // 64-byte aligned pieces
     return at;
   }
 
@@ -158,6 +158,14 @@ export class WasmArena {
     if (x.buffer !== b || out.buffer !== b || x.length !== out.length || x.length % 2 !== 0) throw new RangeError('sines: two arrays of one even length in the arena');
     this.sinesKernel(x.byteOffset, out.byteOffset, x.length);
   }
+}
+
+/**
+ * n rounded up to a multiple of 64. Not with `& ~63`: bit operations work on 32-bit signed
+ * integers, and offsets in a memory of up to 4 GiB pass 2³¹ (box ≥ ~476 locally: a negative offset).
+ */
+export function align64(n: number): number {
+  return Math.ceil(n / 64) * 64;
 }
 
 /** Whether an arena of `bytes` can be made here (the module compiles and the size fits in 4 GiB). */

@@ -5,7 +5,7 @@
  * no more memory than an ordinary array of the same size (the room after it is ~1 MiB). The run's
  * half-set sums and the merged sums are made so when a finalisation pool will take them.
  */
-import { WasmArena } from './wasmArena.js';
+import { WasmArena, align64 } from './wasmArena.js';
 import { wasmFftLength, wasmRfftBytes } from './wasmFft.js';
 
 const memories = new WeakMap<ArrayBufferLike, WebAssembly.Memory>();
@@ -36,5 +36,5 @@ export function memoryOf(a: Float64Array): WebAssembly.Memory | null {
 
 /** Where the room after a wasmVolume array starts (a WasmArena over its memory hands out from there). */
 export function tailOf(a: Float64Array): number {
-  return (a.byteOffset + a.byteLength + 63) & ~63;
+  return align64(a.byteOffset + a.byteLength);
 }
