@@ -17,6 +17,7 @@ import { runFingerprint } from '../src/engine/checkpoint.js';
 import { finishRun, prepareOutputDir } from '../src/engine/finish.js';
 import { FinalisationPool, worthWarmingUp } from '../src/engine/finalisePool.js';
 import { PhaseTimes } from '../src/engine/phases.js';
+import { RUNTIME_BYTES, planBytes } from '../src/engine/local.js';
 import { Accumulator } from '../src/recon/backproject.js';
 import { particleRecordLength } from '../src/recon/particleKernel.js';
 import { Chunk, chunkPlanDigest, defaultChunkSize, planChunks } from '../src/distributed/chunks.js';
@@ -216,7 +217,7 @@ export class Coordinator {
     this.lengths = [];
     for (let h = 0; h < this.halves; h++) this.lengths.push(2 * sh * s * s, sh * s * s);
     const symmetric = !/^[cC]1$/.test(o.sym) || o.nrHelicalAsu > 1;
-    const mem = planCoordinatorMemory(s, plan.hasHalfSets, symmetric, o.mem, o.j, this.segmentDoubles, WINDOW);
+    const mem = planCoordinatorMemory(s, plan.hasHalfSets, symmetric, o.mem, o.j, this.segmentDoubles, WINDOW, RUNTIME_BYTES + planBytes(plan));
     this.wasmSums = mem.finaliseThreads > 0;
     const stale = prepareOutputDir(o.o);
     if (stale > 0) this.log.info('removed temporary files that an interrupted run left', { count: stale, dir: o.o });

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planCoordinatorMemory } from '../src/distributed/memory.js';
-import { finalisationBytes, finalisationIdleBytes, finalisationThreadBytes, finalisationThreads, planMemory } from '../src/engine/local.js';
+import { RUNTIME_BYTES, finalisationBytes, finalisationIdleBytes, finalisationThreadBytes, finalisationThreads, planBytes, planMemory } from '../src/engine/local.js';
 import { DEFAULTS, ReconstructOptions } from '../src/engine/options.js';
 import { planRun } from '../src/engine/plan.js';
 import { accumulatorBytes } from '../src/recon/backproject.js';
@@ -59,6 +59,32 @@ describe('finalisation memory', () => {
     // No pool without worker threads or without maps.
     expect(planMemory(plan, { ...o, threads: 0 }).finaliseThreads).toBe(0);
     expect(planMemory(plan, { ...o, noRecon: true }).finaliseThreads).toBe(0);
+  });
+
+  it("counts the run's plan (every particle and tomogram's records) and refuses a --mem symmetrisation cannot keep", () => {
+    const o = options({ j: 3 });
+    const plan = planRun(o);
+    let records = 0;
+    for (const w of plan.work) records += w.records.byteLength;
+    expect(planBytes(plan)).toBe(plan.totalParticles * 2560 + records);
+    const free = planMemory(plan, o);
+    expect(free.finaliseBytes).toBe(RUNTIME_BYTES + planBytes(plan) + finalisationBytes(48, true, 3));
+    // Symmetry keeps six accumulator sets (at box 256 more than the accumulation needs): a budget
+    // below that is refused (the run went over it before: 1233 MiB under --mem 1.0).
+    const sym = options({ j: 3, b: 256, sym: 'O' });
+    const big = planRun(sym);
+    const sixSets = RUNTIME_BYTES + planBytes(big) + 6 * accumulatorBytes(256);
+    expect(planMemory(big, sym).totalBytes).toBeGreaterThanOrEqual(sixSets);
+    expect(() => planMemory(big, { ...sym, mem: (sixSets - 2 ** 20) / GiB })).toThrow(
+      /cannot hold the symmetrisation \(--sym O\) at --b 256: it keeps six accumulator sets, at least [0-9.]+ GB is needed/,
+    );
+    const fits = planMemory(big, { ...sym, mem: (sixSets + 200 * 2 ** 20) / GiB });
+    expect(fits.totalBytes).toBeLessThanOrEqual(sixSets + 200 * 2 ** 20);
+    // The coordinator holds the runtime and the plan too.
+    const seg = 1 << 17;
+    const bare = planCoordinatorMemory(48, true, false, -1, 6, seg, 4);
+    const withPlan = planCoordinatorMemory(48, true, false, -1, 6, seg, 4, RUNTIME_BYTES + planBytes(plan));
+    expect(withPlan.totalBytes - bare.totalBytes).toBe(RUNTIME_BYTES + planBytes(plan));
   });
 
   it('under --mem the accumulation threads come first, the pool takes what is left (possibly nothing)', () => {

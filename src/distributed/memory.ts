@@ -86,7 +86,8 @@ export interface CoordinatorMemoryPlan {
 /**
  * The coordinator holds the committed sums and the sums of the round being received (two
  * volume sets), then finalises as the local engine does (finalisationBytes), with a finalisation
- * pool whose idle isolates are there from the start.
+ * pool whose idle isolates are there from the start. `fixedBytes`: what it holds throughout, the
+ * Node runtime and the run's plan (local.ts RUNTIME_BYTES + planBytes).
  */
 export function planCoordinatorMemory(
   s: number,
@@ -96,13 +97,14 @@ export function planCoordinatorMemory(
   j: number,
   segmentDoubles: number,
   window: number,
+  fixedBytes = 0,
 ): CoordinatorMemoryPlan {
   const acc = accumulatorBytes(s);
   const budget = memGB > 0 ? memGB * GiB : 0;
-  const reduce = 2 * 2 * acc + reductionBytes(segmentDoubles, window);
-  const symmetry = symmetric ? 6 * acc : 0;
+  const reduce = fixedBytes + 2 * 2 * acc + reductionBytes(segmentDoubles, window);
+  const symmetry = symmetric ? fixedBytes + 6 * acc : 0;
   if (budget > 0) {
-    const minimum = Math.max(reduce, finalisationBytes(s, hasHalfSets, 0), symmetry);
+    const minimum = Math.max(reduce, fixedBytes + finalisationBytes(s, hasHalfSets, 0), symmetry);
     if (budget < minimum) {
       throw new TomoError(
         `--mem ${memGB} GB cannot hold the coordinator's sums for --b ${s} (committed and incoming, then finalisation): at least ${(minimum / GiB).toFixed(3)} GB is needed`,
@@ -111,9 +113,9 @@ export function planCoordinatorMemory(
   }
   // The pool's idle isolates are there while the rounds are received and during symmetrisation;
   // a budget that holds none finalises in the main thread.
-  let finaliseThreads = finalisationThreads(s, hasHalfSets, j, budget);
+  let finaliseThreads = finalisationThreads(s, hasHalfSets, j, budget > 0 ? budget - fixedBytes : 0);
   if (budget > 0) finaliseThreads = Math.min(finaliseThreads, Math.floor((budget - Math.max(reduce, symmetry)) / finalisationIdleBytes(1)));
   const idle = finalisationIdleBytes(finaliseThreads);
-  const finalise = finalisationBytes(s, hasHalfSets, finaliseThreads);
+  const finalise = fixedBytes + finalisationBytes(s, hasHalfSets, finaliseThreads);
   return { finaliseThreads, totalBytes: Math.max(reduce + idle, finalise, symmetric ? symmetry + idle : 0) };
 }
