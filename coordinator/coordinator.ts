@@ -921,6 +921,12 @@ export class Coordinator {
     const message = req.userError
       ? `worker ${w.id} (${w.host}) failed${where}: ${req.message}`
       : `internal error in worker ${w.id} (${w.host})${where}: ${req.message}`;
+    // Every chunk is committed and the maps are being made: the run no longer depends on any
+    // worker (before, the report said "failed", the workers were told so, and the run exited 0).
+    if (this.phase === 'finalising') {
+      this.log.warn('a worker failed after every chunk was committed; the run goes on', { worker: w.id, message });
+      return { type: 'finished', ok: true };
+    }
     this.fail(req.userError ? new TomoError(message) : new Error(message));
     return { type: 'finished', ok: false, message };
   }

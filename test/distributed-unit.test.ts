@@ -368,3 +368,17 @@ describe('flags', () => {
     for (const bad of [0, -1, 1.5]) expect(() => opts({ 'min-workers': bad })).toThrow(`--min-workers ${bad} must be a whole number ≥ 1`);
   });
 });
+
+describe('coordinator', () => {
+  it("takes a worker's failure once every chunk is committed as no failure of the run (it is making the maps)", async () => {
+    const { Coordinator } = await import('../coordinator/coordinator.js');
+    const { DEFAULTS } = await import('../src/engine/options.js');
+    const c = new Coordinator({ ...DEFAULTS, o: os.tmpdir(), b: 32, commandLine: [] }, coordinatorOptionsFromArgs({ nats: 'nats://127.0.0.1:9', 'run-id': 'unit' }));
+    const internals = c as unknown as { phase: string; failure: Error | null; onFail: (w: unknown, req: unknown) => unknown };
+    internals.phase = 'finalising';
+    const reply = internals.onFail({ id: 'w1', host: 'node7' }, { type: 'fail', runId: 'unit', worker: 'w1', epoch: 'e', seq: 3, chunk: null, message: 'out of memory', userError: true });
+    expect(reply).toEqual({ type: 'finished', ok: true });
+    expect(internals.phase).toBe('finalising');
+    expect(internals.failure).toBeNull();
+  });
+});
