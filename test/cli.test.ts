@@ -299,16 +299,16 @@ describe("RELION's command line", () => {
     // While the first tomogram is read (slowly): stops before the second, its sums checkpointed.
     fs.rmSync(path.join(o, 'RELION_JOB_ABORT_NOW'));
     fs.rmSync(path.join(o, 'RELION_JOB_EXIT_ABORTED'));
-    const child = spawn(process.execPath, [path.join(REPO, 'bin/tomorecon.js'), ...args], { cwd: V1, env: { ...process.env, TOMORECON_TEST_LOAD_DELAY_MS: '150' } });
+    const child = spawn(process.execPath, [path.join(REPO, 'bin/tomorecon.js'), ...args], { cwd: V1, env: { ...process.env, TOMORECON_TEST_LOAD_DELAY_MS: '400' } });
     let err = '';
     let out = '';
     child.stderr.on('data', (d) => (err += d));
     child.stdout.on('data', (d) => (out += d));
     const code = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    // The plan's line comes just before the first tomogram's check; its load then takes ≥ 1.2 s
-    // (8 reads of 4 tilts, 150 ms each): the file appears while it is read.
+    // The plan's line comes shortly before the first tomogram's check; its load then takes ≥ 3.2 s
+    // (8 reads of 4 tilts, 400 ms each): the file appears while it is read, with margins either side.
     while (!out.includes('estimated peak memory') && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, 1000));
     fs.writeFileSync(path.join(o, 'RELION_JOB_ABORT_NOW'), '');
     expect(await code, err).toBe(2);
     expect(err).toContain('stopped before tomogram TS_02 (1 of 2 tomograms done)');
