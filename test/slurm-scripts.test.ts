@@ -92,8 +92,11 @@ describe('tomorecon-array.sbatch', () => {
           return '';
         }
       });
-    expect(cmdlines.some((c) => c.includes('nats-server') && c.includes('-c '))).toBe(true);
+    const conf = cmdlines.find((c) => c.includes('nats-server') && c.includes('-c '));
+    expect(conf).toBeDefined();
     expect(cmdlines.filter((c) => c.includes(token!))).toEqual([]);
+    // Its configuration file (the token) is gone once nats-server has read it.
+    expect(fs.existsSync(/-c (\S+)/.exec(conf!)![1])).toBe(false);
     // As Slurm (scancel, time limit): SIGTERM to every process of the task.
     process.kill(-p.pid, 'SIGTERM');
     expect((await p.exit(10_000)).code).toBe(143);
