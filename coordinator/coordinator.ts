@@ -5,11 +5,10 @@
  * a tree to here, added to the committed sums, checkpointed), and finally symmetrises and writes
  * the maps with the local engine's functions.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from 'nats';
-import { JobAborted, TomoError, isTomoError } from '../src/errors.js';
+import { JobAborted, TomoError, isTomoError, pipelineAbortFile } from '../src/errors.js';
 import { writeFileAtomic } from '../src/formats/atomicWrite.js';
 import { ReconstructOptions, optionWarnings, validateOptions } from '../src/engine/options.js';
 import { RunPlan, planRun } from '../src/engine/plan.js';
@@ -483,8 +482,8 @@ export class Coordinator {
     this.updateGauges(now);
     if (this.phase === 'failed' || this.phase === 'finalising') return;
     // The RELION pipeliner's abort: the run stops (committed chunks stay in the checkpoint).
-    const abortFile = this.o.pipelineControl ? `${this.o.pipelineControl}RELION_JOB_ABORT_NOW` : '';
-    if (abortFile && fs.existsSync(abortFile)) {
+    const abortFile = pipelineAbortFile(this.o.pipelineControl);
+    if (abortFile) {
       this.fail(new JobAborted(`${abortFile} found: stopped with ${this.ledger.count('committed')} of ${this.chunks.length} chunks committed`));
       return;
     }

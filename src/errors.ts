@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+
 /**
  * The one error type the project throws for anything a user can cause (bad file, missing label,
  * impossible option). The CLI prints its message alone, without a stack trace, and exits non-zero.
@@ -23,4 +25,13 @@ export class JobAborted extends TomoError {
     super(message);
     this.name = 'JobAborted';
   }
+}
+
+/**
+ * `<prefix>RELION_JOB_ABORT_NOW` when the pipeliner has asked a job run with --pipeline_control
+ * `prefix` to stop (its GUI's Abort), else null (always null without a prefix).
+ */
+export function pipelineAbortFile(prefix: string): string | null {
+  const file = `${prefix}RELION_JOB_ABORT_NOW`;
+  return prefix && fs.existsSync(file) ? file : null;
 }

@@ -706,9 +706,9 @@ export class WorkerProcess {
    * for nothing, 6 000 pages at box 128).
    */
   private clearAccumulators(): void {
-    const runs = this.insertion?.runs;
+    const runs = this.info ? this.cachedInsertion(this.info.kernel.s, this.info.halves) : null;
     for (const l of this.lanes) {
-      if (!runs || this.insertion!.box !== this.info?.kernel.s || this.insertion!.halves !== this.info?.halves) {
+      if (!runs) {
         for (const a of l.arrays) a.fill(0);
         continue;
       }
@@ -731,8 +731,12 @@ export class WorkerProcess {
 
   /** The insertion sphere's pieces of a volume set for box s (kept for the last box asked). */
   private insertionFor(box: number, halves: number): LayoutRuns {
-    if (this.insertion?.box !== box || this.insertion.halves !== halves) this.insertion = { box, halves, runs: insertionRuns(box, halves) };
-    return this.insertion.runs;
+    return this.cachedInsertion(box, halves) ?? (this.insertion = { box, halves, runs: insertionRuns(box, halves) }).runs;
+  }
+
+  /** The kept pieces if they are those of this box and number of half sets, else null. */
+  private cachedInsertion(box: number, halves: number): LayoutRuns | null {
+    return this.insertion?.box === box && this.insertion.halves === halves ? this.insertion.runs : null;
   }
 
   private startRound(plan: ReducePlan): void {

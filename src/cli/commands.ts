@@ -5,9 +5,9 @@ import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { demoCommand } from './demoCommand.js';
 import { fscCommand } from './fscCommand.js';
 import { simulateCommand } from './simulateCommand.js';
-import { RECONSTRUCT_FLAGS, defineReconstructFlags } from './reconstructCommand.js';
+import { RECONSTRUCT_FLAGS } from './reconstructCommand.js';
 import { COORDINATOR_FLAGS, WORKER_FLAGS } from '../distributed/flags.js';
-import { defineFlags, warnUnknownFlags } from './flags.js';
+import { FlagSpec, defineFlags, warnUnknownFlags } from './flags.js';
 import { RELION_CONSOLE_FLAGS } from './relionArgs.js';
 
 export interface CommandModule {
@@ -17,13 +17,16 @@ export interface CommandModule {
   handler: (args: ArgumentsCamelCase) => Promise<void>;
 }
 
+/** What `coordinator` accepts on its command line: every reconstruct flag and its own. */
+export const COORDINATOR_CLI_FLAGS: FlagSpec[] = [...RECONSTRUCT_FLAGS, ...COORDINATOR_FLAGS, ...RELION_CONSOLE_FLAGS];
+
 // The distributed runner's processes are loaded only when their command runs (networking code).
 const coordinatorCommand: CommandModule = {
   name: 'coordinator',
   describe: 'Distributed run: plan the reconstruction and hand it to workers over NATS (takes every reconstruct flag)',
-  builder: (y: Argv) => defineFlags(defineReconstructFlags(y), [...COORDINATOR_FLAGS, ...RELION_CONSOLE_FLAGS]),
+  builder: (y: Argv) => defineFlags(y, COORDINATOR_CLI_FLAGS),
   handler: async (args: ArgumentsCamelCase) => {
-    warnUnknownFlags(args, [...RECONSTRUCT_FLAGS, ...COORDINATOR_FLAGS, ...RELION_CONSOLE_FLAGS].map((f) => f.name));
+    warnUnknownFlags(args, COORDINATOR_CLI_FLAGS.map((f) => f.name));
     const { runCoordinator } = await import('../../coordinator/main.js');
     await runCoordinator(args, ['tomorecon', ...process.argv.slice(2)]);
   },

@@ -6,11 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { JobAborted, isTomoError } from '../errors.js';
-import { COORDINATOR_FLAGS } from '../distributed/flags.js';
-import { RECONSTRUCT_FLAGS, defineReconstructFlags, runReconstruct } from './reconstructCommand.js';
-import { COMMANDS } from './commands.js';
+import { RECONSTRUCT_CLI_FLAGS, runReconstruct } from './reconstructCommand.js';
+import { COMMANDS, COORDINATOR_CLI_FLAGS } from './commands.js';
 import { defineFlags, warnUnknownFlags } from './flags.js';
-import { RELION_CONSOLE_FLAGS, normalisedValue, relionArgs } from './relionArgs.js';
+import { normalisedValue, relionArgs } from './relionArgs.js';
 
 const PARSER = {
   'camel-case-expansion': false,
@@ -63,8 +62,7 @@ export async function main(argv: string[], relion?: RelionProgram, env: NodeJS.P
   try {
     // The commands that take RELION's flags read them as RELION does (relionArgs.ts); the
     // pipeliner's prefix is known before parsing, so that a command-line error is reported too.
-    const relionFlags =
-      argv[0] === 'reconstruct' ? [...RECONSTRUCT_FLAGS, ...RELION_CONSOLE_FLAGS] : argv[0] === 'coordinator' ? [...RECONSTRUCT_FLAGS, ...COORDINATOR_FLAGS, ...RELION_CONSOLE_FLAGS] : null;
+    const relionFlags = argv[0] === 'reconstruct' ? RECONSTRUCT_CLI_FLAGS : argv[0] === 'coordinator' ? COORDINATOR_CLI_FLAGS : null;
     if (relionFlags) {
       const rest = relionArgs(argv.slice(1), relionFlags, (m) => process.stderr.write(`warning: ${m}\n`));
       // As RELION: no argument prints the usage (and exits 0); --list_themes lists and exits.
@@ -83,9 +81,9 @@ export async function main(argv: string[], relion?: RelionProgram, env: NodeJS.P
       .command(
         'reconstruct',
         'Reconstruct a particle from tilt series (drop-in for relion_tomo_reconstruct_particle)',
-        (y) => defineFlags(defineReconstructFlags(y), RELION_CONSOLE_FLAGS),
+        (y) => defineFlags(y, RECONSTRUCT_CLI_FLAGS),
         async (args) => {
-          warnUnknownFlags(args, [...RECONSTRUCT_FLAGS, ...RELION_CONSOLE_FLAGS].map((f) => f.name));
+          warnUnknownFlags(args, RECONSTRUCT_CLI_FLAGS.map((f) => f.name));
           await runReconstruct(args, commandLine);
         },
       );

@@ -1,10 +1,10 @@
 /**
  * `tomorecon reconstruct`: the flags of relion_tomo_reconstruct_particle, same names, same defaults.
  */
-import type { Argv } from 'yargs';
 import { DEFAULTS, ReconstructOptions } from '../engine/options.js';
 import { reconstruct } from '../engine/reconstruct.js';
-import { FlagSpec, boolFlag, defineFlags, numberFlag, stringFlag } from './flags.js';
+import { FlagSpec, boolFlag, numberFlag, stringFlag } from './flags.js';
+import { RELION_CONSOLE_FLAGS } from './relionArgs.js';
 
 export const RECONSTRUCT_FLAGS: FlagSpec[] = [
   { name: 'i', kind: 'string', describe: 'Optimisation set (STAR) naming particles, tomograms and trajectories' },
@@ -41,9 +41,8 @@ export const RECONSTRUCT_FLAGS: FlagSpec[] = [
   { name: 'pipeline_control', kind: 'string', describe: 'RELION pipeliner prefix for RELION_JOB_EXIT_SUCCESS/FAILURE files (note.txt is then not written)' },
 ];
 
-export function defineReconstructFlags<T>(y: Argv<T>): Argv<T> {
-  return defineFlags(y, RECONSTRUCT_FLAGS);
-}
+/** What `reconstruct` accepts on its command line: its flags and RELION's console ones. */
+export const RECONSTRUCT_CLI_FLAGS: FlagSpec[] = [...RECONSTRUCT_FLAGS, ...RELION_CONSOLE_FLAGS];
 
 export function optionsFromArgs(args: Record<string, unknown>, commandLine: string[]): ReconstructOptions {
   return {

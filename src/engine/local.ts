@@ -111,7 +111,8 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
   const perThreadBytes = 2 * accumulatorBytes(s) + KernelWorkspace.bytes(s, s0, evenAberrationTables(plan.kernel)) + maxTables + RUNTIME_PER_THREAD_BYTES;
   const budget = o.mem > 0 ? o.mem * GiB : 0;
   // Every tomogram's records and the particle set stay for the whole run (100 000 particles: ~240 MiB).
-  let sharedBytes = maxStack + planBytes(plan) + RUNTIME_BYTES;
+  const planned = planBytes(plan);
+  let sharedBytes = maxStack + planned + RUNTIME_BYTES;
   let threads = o.threads ?? Math.min(o.jOut * o.jIn, os.availableParallelism());
   if (budget > 0) {
     const minimum = Math.max(sharedBytes + perThreadBytes + 2 * accumulatorBytes(s), RUNTIME_BYTES + finalisationBytes(s, plan.hasHalfSets, 0));
@@ -133,13 +134,13 @@ export function planMemory(plan: RunPlan, o: ReconstructOptions): MemoryPlan {
     if (budget > 0) finaliseThreads = Math.min(finaliseThreads, Math.floor((budget - accumulationBytes) / finalisationIdleBytes(1)));
     sharedBytes += finalisationIdleBytes(finaliseThreads);
   }
-  const finaliseBytes = RUNTIME_BYTES + planBytes(plan) + finalisationBytes(s, plan.hasHalfSets, finaliseThreads);
+  const finaliseBytes = RUNTIME_BYTES + planned + finalisationBytes(s, plan.hasHalfSets, finaliseThreads);
   // Symmetrisation holds the sums, shared copies of them and the symmetrised halves; it runs on
   // the pool when that has min(--j, cores) threads, otherwise on one new isolate per --j thread.
   const symmetric = !/^[cC]1$/.test(o.sym) || o.nrHelicalAsu > 1;
   const freshSymmetryThreads = threads > 0 && finaliseThreads < Math.min(o.j, os.availableParallelism()) ? o.j : 0;
   const symmetryBytes = symmetric
-    ? RUNTIME_BYTES + planBytes(plan) + 6 * accumulatorBytes(s) + finalisationIdleBytes(finaliseThreads) + freshSymmetryThreads * RUNTIME_PER_THREAD_BYTES
+    ? RUNTIME_BYTES + planned + 6 * accumulatorBytes(s) + finalisationIdleBytes(finaliseThreads) + freshSymmetryThreads * RUNTIME_PER_THREAD_BYTES
     : 0;
   // Symmetrisation cannot run in less (it keeps six accumulator sets): refused, not over the cap.
   if (budget > 0 && symmetryBytes > budget) {

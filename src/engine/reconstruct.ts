@@ -2,9 +2,8 @@
  * A whole reconstruct run with the local engine: validate, read inputs, accumulate, finalise,
  * write. Used by the CLI and by tests (threads = 0 runs in the calling thread).
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { TomoError } from '../errors.js';
+import { TomoError, pipelineAbortFile } from '../errors.js';
 import { accumulate, planMemory, zeroHalves } from './local.js';
 import { threadArenaBytes } from './threadArena.js';
 import { wasmArenaPossible } from '../recon/wasmArena.js';
@@ -89,9 +88,10 @@ export async function reconstruct(o: ReconstructOptions, log: Logger = () => {})
       // while a thread finalises the merged map. With --no_recon the sums are the result.
       checkpointDue: o.noBackup ? undefined : worthSaving,
       // The RELION pipeliner's abort (its GUI's Abort button), looked for before each tomogram.
-      abortRequested: o.pipelineControl
-        ? () => (fs.existsSync(`${o.pipelineControl}RELION_JOB_ABORT_NOW`) ? `${o.pipelineControl}RELION_JOB_ABORT_NOW found` : null)
-        : undefined,
+      abortRequested: () => {
+        const file = pipelineAbortFile(o.pipelineControl);
+        return file && `${file} found`;
+      },
       onFolded: o.noBackup
         ? undefined
         : async (last) => {

@@ -56,11 +56,12 @@ export function readSumsFile<M>(
 ): { meta: M; halves: [Accumulator, Accumulator] | null } | null {
   if (!fs.existsSync(file)) return null;
   const bad = (why: string): TomoError => new TomoError(`checkpoint ${file} is damaged (${why}); delete it to start again`);
+  const unreadable = (e: unknown): TomoError => new TomoError(`cannot read the checkpoint ${file}: ${fsReason(e)}`);
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    throw new TomoError(`cannot read the checkpoint ${file}: ${fsReason(e)}`);
+    throw unreadable(e);
   }
   try {
     const size = fs.fstatSync(fd).size;
@@ -71,7 +72,7 @@ export function readSumsFile<M>(
         try {
           n = fs.readSync(fd, target, done, Math.min(1 << 30, target.length - done), pos + done);
         } catch (e) {
-          throw new TomoError(`cannot read the checkpoint ${file}: ${fsReason(e)}`);
+          throw unreadable(e);
         }
         if (n === 0) throw bad('truncated');
         done += n;
