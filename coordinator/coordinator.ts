@@ -1099,7 +1099,7 @@ export class Coordinator {
    * will transform them (wasmVolume.ts: in place, no copy), else an ordinary array.
    */
   private dataSums(n: number): Float64Array {
-    return (this.wasmSums ? wasmVolume(n, this.plan.kernel.s) : null) ?? new Float64Array(n);
+    return (this.wasmSums ? wasmVolume(this.plan.kernel.s) : null) ?? new Float64Array(n);
   }
 
   private committedArrays(): Float64Array[] {

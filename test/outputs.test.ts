@@ -132,7 +132,7 @@ describe('finalisation threads’ FFT', () => {
       const { wasmVolume } = (await import(path.join(REPO, 'dist/src/recon/wasmVolume.js'))) as typeof import('../src/recon/wasmVolume.js');
       const { writeTag } = (await import(path.join(REPO, 'dist/src/engine/outputs.js'))) as typeof import('../src/engine/outputs.js');
       const [g] = make(8);
-      const vol = wasmVolume(g.data.length, s)!;
+      const vol = wasmVolume(s)!;
       expect(vol).not.toBeNull();
       vol.set(g.data);
       const mine = dir('volRef');

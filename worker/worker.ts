@@ -330,6 +330,7 @@ export class WorkerProcess {
     for (const l of this.lanes) void l.thread.terminate();
     this.lanes = [];
     const k = info.kernel;
+    const evenTables = evenAberrationTables(k);
     let plan: WorkerMemoryPlan;
     try {
       plan = planWorkerMemory(
@@ -343,7 +344,7 @@ export class WorkerProcess {
           maxChunkRecordDoubles: info.maxChunkRecordDoubles,
           segmentDoubles: info.segmentDoubles,
           window: info.window,
-          evenTables: evenAberrationTables(k),
+          evenTables,
         },
         this.o.memGB,
         this.o.threads,
@@ -357,7 +358,7 @@ export class WorkerProcess {
     for (let i = 0; i < plan.lanes; i++) {
       // Accumulators and scratch in the lane's WebAssembly arena (its slice buffers follow them
       // there, lane.ts), so that it inserts with the WebAssembly kernel; else shared buffers.
-      const arena = WasmArena.create(2 * info.halves * accumulatorBytes(k.s) + KernelWorkspace.arenaBytes(k.s, k.s0, evenAberrationTables(k)));
+      const arena = WasmArena.create(2 * info.halves * accumulatorBytes(k.s) + KernelWorkspace.arenaBytes(k.s, k.s0, evenTables));
       const pair = (): Accumulator =>
         arena?.accumulator(k.s) ?? { data: new Float64Array(new SharedArrayBuffer(16 * sh * k.s * k.s)), weight: new Float64Array(new SharedArrayBuffer(8 * sh * k.s * k.s)) };
       const arrays: Float64Array[] = [];

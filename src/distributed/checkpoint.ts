@@ -49,5 +49,5 @@ export function writeDistributedCheckpointDeferred(file: string, meta: Distribut
  * another box, is to be replaced, not read).
  */
 export function readDistributedCheckpoint(file: string, s: number, wasmData = false, fingerprint?: string): DistributedCheckpoint | null {
-  return readSumsFile<DistributedCheckpointMeta>(file, MAGIC, s, wasmData, (m) => fingerprint === undefined || m.fingerprint === fingerprint);
+  return readSumsFile<DistributedCheckpointMeta>(file, MAGIC, s, wasmData, fingerprint);
 }

@@ -66,6 +66,6 @@ export function writeCheckpointDeferred(file: string, c: Checkpoint): Promise<vo
  * of other options may be for another box: not an error, not worth reading).
  */
 export function readCheckpoint(file: string, s: number, wasmData = false, fingerprint?: string): CheckpointRead | null {
-  const r = readSumsFile<{ fingerprint: string; done: number[] }>(file, MAGIC, s, wasmData, (m) => fingerprint === undefined || m.fingerprint === fingerprint);
+  const r = readSumsFile<{ fingerprint: string; done: number[] }>(file, MAGIC, s, wasmData, fingerprint);
   return r && { fingerprint: r.meta.fingerprint, done: r.meta.done, halves: r.halves };
 }

@@ -61,7 +61,7 @@ function fftAfter(data: Float64Array, memory: WebAssembly.Memory, s: number): Fl
  * transferred) where the WebAssembly FFT does not do the box.
  */
 function spectrumWork(n: number): Float64Array | null {
-  const v = wasmVolume(2 * ((n >> 1) + 1) * n * n, n);
+  const v = wasmVolume(n);
   return v && fftAfter(v, memoryOf(v)!, n);
 }
 

@@ -275,7 +275,7 @@ export async function accumulate(
  */
 export function zeroHalves(s: number, wasmData = false): [Accumulator, Accumulator] {
   const half = (): Accumulator => {
-    const data = wasmData ? wasmVolume(2 * ((s >> 1) + 1) * s * s, s) : null;
+    const data = wasmData ? wasmVolume(s) : null;
     return data ? { data, weight: new Float64Array(data.length / 2) } : createAccumulator(s);
   };
   return [half(), half()];

@@ -159,7 +159,7 @@ export function mergedSums(halves: [Accumulator, Accumulator], sharedWeight: boo
   const [a, b] = halves;
   const n = a.weight.length;
   // For a finalisation pool (wasmBox: the box), in a WebAssembly memory its FFT works in (wasmVolume.ts).
-  const data = (wasmBox > 0 ? wasmVolume(a.data.length, wasmBox) : null) ?? new Float64Array(a.data.length);
+  const data = (wasmBox > 0 ? wasmVolume(wasmBox) : null) ?? new Float64Array(a.data.length);
   const weight = new Float64Array(sharedWeight ? new SharedArrayBuffer(8 * n) : new ArrayBuffer(8 * n));
   if (sphere) {
     for (let r = 0; r < sphere.count; r++) {

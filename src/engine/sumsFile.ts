@@ -43,16 +43,16 @@ export function writeSumsFileDeferred(file: string, magic: string, meta: unknown
 /**
  * Null when there is no file; a TomoError when it is damaged, of another kind, or made for another
  * box size. `wasmData`: the data sums are read into WebAssembly memories of their own
- * (wasmVolume.ts), where a finalisation pool's threads transform them in place. `wanted`: asked
- * with the header first; when it says no (a checkpoint of other options, maybe another box), the
- * sums are not read and `halves` is null.
+ * (wasmVolume.ts), where a finalisation pool's threads transform them in place. `fingerprint`:
+ * the header is compared first; when it has another (a checkpoint of other options, maybe of
+ * another box), the sums are not read and `halves` is null.
  */
-export function readSumsFile<M>(
+export function readSumsFile<M extends { fingerprint: string }>(
   file: string,
   magic: string,
   s: number,
   wasmData = false,
-  wanted: (meta: M) => boolean = () => true,
+  fingerprint?: string,
 ): { meta: M; halves: [Accumulator, Accumulator] | null } | null {
   if (!fs.existsSync(file)) return null;
   const bad = (why: string): TomoError => new TomoError(`checkpoint ${file} is damaged (${why}); delete it to start again`);
@@ -92,7 +92,7 @@ export function readSumsFile<M>(
     } catch {
       throw bad('unreadable header');
     }
-    if (!wanted(meta)) return { meta, halves: null };
+    if (fingerprint !== undefined && meta.fingerprint !== fingerprint) return { meta, halves: null };
     const sh = (s >> 1) + 1;
     const sizes = [2 * sh * s * s, sh * s * s, 2 * sh * s * s, sh * s * s];
     let off = Math.ceil((16 + hlen) / 8) * 8;
@@ -103,7 +103,7 @@ export function readSumsFile<M>(
       read(len, off);
       if (len.readDoubleLE(0) !== n) throw bad(`made for another box size than --b ${s}`);
       off += 8;
-      const a = (wasmData && i % 2 === 0 ? wasmVolume(n, s) : null) ?? new Float64Array(n);
+      const a = (wasmData && i % 2 === 0 ? wasmVolume(s) : null) ?? new Float64Array(n);
       read(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), off);
       arrays.push(a);
       off += 8 * n;

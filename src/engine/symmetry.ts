@@ -41,7 +41,7 @@ export async function symmetriseHalves(
   if (threads <= 1) {
     const out = halves.slice() as [Accumulator, Accumulator];
     // With a pool, the data where its threads transform them in place (wasmVolume.ts).
-    for (const h of used) out[h] = symmetriseDataAndWeight(halves[h].data, halves[h].weight, s, ops, (pool && wasmVolume(halves[h].data.length, s)) || undefined);
+    for (const h of used) out[h] = symmetriseDataAndWeight(halves[h].data, halves[h].weight, s, ops, (pool && wasmVolume(s)) || undefined);
     return out;
   }
   const onPool = pool !== null && pool.size >= Math.min(threads, os.availableParallelism());
@@ -56,7 +56,7 @@ export async function symmetriseHalves(
   // The data in WebAssembly memories of their own (shared too), which the finalisation threads
   // then transform in place (wasmVolume.ts).
   const outputs = halves.map((h) => ({
-    data: wasmVolume(h.data.length, s) ?? new Float64Array(new SharedArrayBuffer(h.data.byteLength)),
+    data: wasmVolume(s) ?? new Float64Array(new SharedArrayBuffer(h.data.byteLength)),
     weight: new Float64Array(new SharedArrayBuffer(h.weight.byteLength)),
   }));
   // Thin slabs dealt round-robin, so that every thread gets a similar share of both halves.

@@ -22,6 +22,11 @@ export function wasmFftLength(n: number): boolean {
   return Number.isInteger(n) && n >= 1 && complexPlan(n).wasmStages(-1) !== null;
 }
 
+/** Whether WasmRfft does w × h × d real volumes: w even (≥ 4), no size with a prime factor above 5. */
+export function wasmRfftSize(w: number, h: number, d = 1): boolean {
+  return Number.isInteger(w) && w >= 4 && w % 2 === 0 && wasmFftLength(w / 2) && wasmFftLength(h) && wasmFftLength(d);
+}
+
 /** Doubles of each of the two axis-pass scratch buffers for w × h × d (see axisPassWith). */
 function axisScratchDoubles(w: number, h: number, d: number): number {
   const wh = (w >> 1) + 1;
@@ -65,7 +70,7 @@ export class WasmRfft {
 
   /** For w × h × d real volumes; null unless w is even (≥ 4) and no size has a prime factor above 5. */
   static create(arena: WasmArena, w: number, h: number, d = 1): WasmRfft | null {
-    if (!Number.isInteger(w) || w < 4 || w % 2 !== 0 || !wasmFftLength(w / 2) || !wasmFftLength(h) || !wasmFftLength(d)) return null;
+    if (!wasmRfftSize(w, h, d)) return null;
     const real = realForwardParts(w);
     if (!real) return null;
     const both = (plan: ReturnType<typeof complexPlan>): [Stages, Stages] | null => {

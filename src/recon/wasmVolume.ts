@@ -6,22 +6,18 @@
  * half-set sums and the merged sums are made so when a finalisation pool will take them.
  */
 import { WasmArena, align64 } from './wasmArena.js';
-import { wasmFftLength, wasmRfftBytes } from './wasmFft.js';
+import { wasmRfftBytes, wasmRfftSize } from './wasmFft.js';
 
 const memories = new WeakMap<ArrayBufferLike, WebAssembly.Memory>();
 
-/** Boxes whose s³ transforms the WebAssembly FFT does: even, no prime factor above 5. */
-export function wasmVolumeBox(s: number): boolean {
-  return Number.isInteger(s) && s >= 4 && s % 2 === 0 && wasmFftLength(s / 2) && wasmFftLength(s);
-}
-
 /**
- * A zero array of `n` doubles (a box-s half spectrum's data sums) in a WebAssembly memory with
- * room for the FFT of box s after it; null when that cannot be made (the caller then uses an
- * ordinary array).
+ * Zero data sums of box s (a half spectrum, 2·(s/2+1)·s² doubles; also room for an s³ map
+ * transformed in place) in a WebAssembly memory with room for the FFT of box s after them; null
+ * when that cannot be made (the caller then uses an ordinary array).
  */
-export function wasmVolume(n: number, s: number): Float64Array | null {
-  if (!wasmVolumeBox(s)) return null;
+export function wasmVolume(s: number): Float64Array | null {
+  if (!wasmRfftSize(s, s, s)) return null;
+  const n = 2 * ((s >> 1) + 1) * s * s;
   const arena = WasmArena.create(8 * n + wasmRfftBytes(s, s, s) + 1024);
   if (!arena) return null;
   const a = arena.f64(n);
